@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Tern's main job: the collector with its embedded ClickHouse store, fed by a demo
+# workload, until Ctrl-C. Set-up and build included.
+#
+#   ./scripts/demo.sh                 # 200 transactions/s of demo traffic
+#   TERN_DEMO_RATE=1000 ./scripts/demo.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/setup.sh
+
+say "building (release)"
+cargo build --release --quiet -p tern-collector -p tern-loadgen
+
+DATA="${TERN_DATA_DIR:-.tern/demo}"
+mkdir -p "$DATA"
+READY="$DATA/ready.json"
+rm -f "$READY"
+export TERN_DATA_DIR="$DATA"
+./target/release/tern-collector --ready-file "$READY" &
+COLLECTOR=$!
+LOADGEN=""
+cleanup() {
+  [ -n "$LOADGEN" ] && kill "$LOADGEN" 2>/dev/null || true
+  kill -TERM "$COLLECTOR" 2>/dev/null || true
+  wait "$COLLECTOR" 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+
+for _ in $(seq 1 600); do
+  [ -s "$READY" ] && break
+  kill -0 "$COLLECTOR" 2>/dev/null || { say "the collector exited during start-up (see its log above)"; exit 1; }
+  sleep 0.1
+done
+[ -s "$READY" ] || { say "the collector did not start within 60 s"; exit 1; }
+field() { sed -E "s/.*\"$1\":\"([^\"]*)\".*/\1/" "$READY"; }
+API="http://$(field api)"
+GRPC="http://$(field otlp_grpc)"
+
+./target/release/tern-loadgen --endpoint "$GRPC" --rate "${TERN_DEMO_RATE:-200}" --duration forever >"$DATA/loadgen.log" 2>&1 &
+LOADGEN=$!
+
+cat <<TXT
+
+  Tern is running with demo traffic (log of the load tool: $DATA/loadgen.log).
+
+  OTLP gRPC   $GRPC        (point any OpenTelemetry SDK here)
+  OTLP HTTP   http://$(field otlp_http)/v1/traces
+  API         $API/api/v1/   (docs/api.md)
+  ClickHouse  $(field store)   (the embedded store; any ClickHouse HTTP client works)
+
+  Try:
+    curl -s '$API/api/v1/services' | python3 -m json.tool
+    curl -s '$API/api/v1/endpoints' | python3 -m json.tool
+    curl -s '$API/api/v1/xview?limit=20' | python3 -m json.tool
+    curl -s '$API/api/v1/sql' | python3 -m json.tool
+    curl -s '$API/api/v1/errors' | python3 -m json.tool
+
+  Ctrl-C stops both.
+TXT
+wait "$COLLECTOR"

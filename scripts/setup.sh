@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Set-up for a fresh Debian machine: system packages, the pinned embedded ClickHouse
+# engine (chDB), and nothing else. Idempotent: each step is skipped when already done.
+set -euo pipefail
+
+CHDB_VERSION="26.7.3-stable.1"
+CHDB_DIR="${TERN_CACHE_DIR:-$HOME/.cache/tern}/chdb/$CHDB_VERSION"
+export TERN_CHDB_LIB="${TERN_CHDB_LIB:-$CHDB_DIR/libchdb.so}"
+
+say() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
+
+need_apt=()
+command -v protoc >/dev/null 2>&1 || need_apt+=(protobuf-compiler)
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  say "installing Debian packages: ${need_apt[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if [ ! -s "$TERN_CHDB_LIB" ]; then
+  say "fetching the embedded ClickHouse engine (chDB $CHDB_VERSION, ~180 MB download, 566 MB unpacked)"
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  (cd "$tmp" && npm pack --silent "@chdb/lib-linux-x64-gnu@$CHDB_VERSION" >/dev/null)
+  tar -xzf "$tmp"/chdb-lib-linux-x64-gnu-*.tgz -C "$tmp" package/libchdb.so
+  mkdir -p "$CHDB_DIR"
+  mv "$tmp/package/libchdb.so" "$TERN_CHDB_LIB.partial"
+  mv "$TERN_CHDB_LIB.partial" "$TERN_CHDB_LIB"
+fi
+say "embedded engine: $TERN_CHDB_LIB"
