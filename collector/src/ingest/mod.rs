@@ -19,11 +19,13 @@ use crate::server::metrics::Metrics;
 /// Seconds a throttled sender is told to wait before retrying.
 pub const RETRY_AFTER_SECS: u64 = 2;
 
-/// Why an otherwise valid request was not accepted. Both are retryable.
+/// Why an otherwise valid request was not accepted. `Full` and `Io` are retryable.
 #[derive(Debug, thiserror::Error)]
 pub enum AcceptError {
     #[error("the collector's write-ahead log is full ({used} of {max} bytes) because the store is behind or down; retry later")]
     Full { used: u64, max: u64 },
+    #[error("request of {len} bytes exceeds the largest record the write-ahead log takes ({max} bytes)")]
+    TooLarge { len: usize, max: u64 },
     #[error("the collector cannot write its write-ahead log: {0}")]
     Io(String),
 }
@@ -58,6 +60,7 @@ impl Ingestor {
                 self.metrics.ingest_spans_accepted.fetch_add(verdict.accepted, Relaxed);
                 Ok(verdict)
             }
+            Err(AppendError::TooLarge { len, max }) => Err(AcceptError::TooLarge { len, max }),
             Err(AppendError::Full { used, max }) => {
                 self.metrics.ingest_throttled.fetch_add(1, Relaxed);
                 Err(AcceptError::Full { used, max })

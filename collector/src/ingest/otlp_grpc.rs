@@ -46,6 +46,7 @@ impl TraceService for GrpcTraces {
                 // RetryInfo makes RESOURCE_EXHAUSTED retryable for OTLP exporters.
                 ErrorDetails::with_retry_info(Some(Duration::from_secs(RETRY_AFTER_SECS))),
             )),
+            Err(e @ AcceptError::TooLarge { .. }) => Err(Status::invalid_argument(e.to_string())),
             Err(e @ AcceptError::Io(_)) => Err(Status::unavailable(e.to_string())),
         }
     }

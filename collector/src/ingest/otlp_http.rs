@@ -157,6 +157,10 @@ async fn traces(State(s): State<Arc<HttpIngest>>, headers: HeaderMap, body: Body
         }
         Err(e) => {
             let (status, code) = match e {
+                AcceptError::TooLarge { .. } => {
+                    s.ingestor.metrics.bad_request(BadRequest::TooLarge);
+                    return respond_status(enc, StatusCode::PAYLOAD_TOO_LARGE, 3, e.to_string());
+                }
                 AcceptError::Full { .. } => (StatusCode::TOO_MANY_REQUESTS, 8), // RESOURCE_EXHAUSTED
                 AcceptError::Io(_) => (StatusCode::SERVICE_UNAVAILABLE, 14),    // UNAVAILABLE
             };

@@ -14,9 +14,8 @@ use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValu
 use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, status::StatusCode, Span};
 
 use super::rows::{Category, ResourceRow, Rows, SpanRow, SqlFingerprintRow, TransactionRow};
-use crate::normalize::endpoint::{endpoint_name, CardinalityGuard};
-use crate::normalize::semconv::{self, Field};
-use crate::normalize::sql;
+use crate::normalize::semconv::{self, Attrs, Field};
+use crate::normalize::{endpoint_name, fingerprint_with, hash64, CardinalityGuard, Dialect};
 
 /// How long sums of early children wait for their ancestors.
 const PENDING_TTL: Duration = Duration::from_secs(120);
@@ -194,17 +193,15 @@ impl Deriver {
         now_ms: i64,
     ) {
         let attributes = attrs_to_pairs(attrs);
-        let mut h = sql::Fnv64::new();
-        h.write(service.as_bytes());
-        h.write(instance.as_bytes());
-        for (k, v) in &attributes {
-            h.write(k.as_bytes());
-            h.write(v.as_bytes());
+        let mut key = Vec::with_capacity(256);
+        for part in [service, instance].into_iter().chain(attributes.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()])) {
+            key.extend_from_slice(part.as_bytes());
+            key.push(0);
         }
         if self.seen_resources.len() > SEEN_MAX {
             self.seen_resources.clear();
         }
-        if self.seen_resources.insert(h.finish()) {
+        if self.seen_resources.insert(hash64(&key)) {
             rows.resources.push(ResourceRow {
                 service: service.to_string(),
                 instance: instance.to_string(),
@@ -223,6 +220,7 @@ impl Deriver {
         rows: &mut Rows,
     ) -> (SpanRow, CallSums, Option<TransactionRow>) {
         let attrs = &span.attributes;
+        let a = Attrs::new(attrs);
         let trace_id = to_array::<16>(&span.trace_id);
         let span_id = to_array::<8>(&span.span_id);
         let parent_span_id = to_array::<8>(&span.parent_span_id);
@@ -232,9 +230,9 @@ impl Deriver {
         let is_root = parent_span_id == [0; 8];
         let category = if kind == SpanKind::Server as i32 || kind == SpanKind::Consumer as i32 || is_root {
             Category::Entry
-        } else if semconv::is_sql(attrs) {
+        } else if a.is_sql() {
             Category::Sql
-        } else if semconv::is_external(kind, attrs) {
+        } else if a.is_external(kind) {
             Category::External
         } else {
             Category::Method
@@ -244,8 +242,8 @@ impl Deriver {
         let exception = span.events.iter().find(|e| e.name == "exception");
         let exc_type = exception.and_then(|e| attr_str(&e.attributes, "exception.type"));
         let exc_message = exception.and_then(|e| attr_str(&e.attributes, "exception.message"));
-        let http_status = semconv::lookup(attrs, Field::HttpStatus)
-            .and_then(semconv::int_of)
+        let http_status = a
+            .int(Field::HttpStatus)
             .unwrap_or(0)
             .clamp(0, u16::MAX as i64) as u16;
         let failed = status == StatusCode::Error as u8
@@ -253,7 +251,7 @@ impl Deriver {
         let error_type = if failed {
             exc_type
                 .map(str::to_string)
-                .or_else(|| semconv::lookup(attrs, Field::ErrorType).and_then(semconv::str_of).map(str::to_string))
+                .or_else(|| a.str(Field::ErrorType).map(str::to_string))
                 .unwrap_or_else(|| if http_status >= 500 { format!("HTTP {http_status}") } else { "error".to_string() })
         } else {
             String::new()
@@ -266,13 +264,13 @@ impl Deriver {
             Category::Sql => {
                 sums.sql_count = 1;
                 sums.sql_us = duration_us;
-                let system = semconv::lookup(attrs, Field::DbSystem).and_then(semconv::str_of).unwrap_or("sql");
-                target = match semconv::lookup(attrs, Field::DbName).and_then(semconv::str_of) {
+                let system = a.str(Field::DbSystem).unwrap_or("sql");
+                target = match a.str(Field::DbName) {
                     Some(db) => format!("{system}/{db}"),
                     None => system.to_string(),
                 };
-                if let Some(text) = semconv::lookup(attrs, Field::DbStatement).and_then(semconv::str_of) {
-                    let fp = sql::fingerprint(text);
+                if let Some(text) = a.str(Field::DbStatement) {
+                    let fp = fingerprint_with(text, Dialect::from_db_system(system));
                     sql_hash = fp.hash;
                     if self.seen_fingerprints.len() > SEEN_MAX {
                         self.seen_fingerprints.clear();
@@ -289,19 +287,19 @@ impl Deriver {
             Category::External => {
                 sums.ext_count = 1;
                 sums.ext_us = duration_us;
-                target = semconv::external_target(attrs).unwrap_or_default();
+                target = a.external_target().unwrap_or_default();
             }
             _ => {}
         }
 
         let txn = (category == Category::Entry).then(|| {
-            let method = semconv::lookup(attrs, Field::HttpMethod).and_then(semconv::str_of);
-            let route = semconv::lookup(attrs, Field::HttpRoute).and_then(semconv::str_of);
-            let path = semconv::lookup(attrs, Field::UrlPath).and_then(semconv::str_of);
+            let method = a.str(Field::HttpMethod);
+            let route = a.str(Field::HttpRoute);
+            let path = a.path();
             let endpoint = self
                 .guard
                 .admit(service, endpoint_name(route, method, path, &span.name));
-            let int_field = |f| semconv::lookup(attrs, f).and_then(semconv::int_of).unwrap_or(0).max(0) as u64;
+            let int_field = |f| a.int(f).unwrap_or(0).max(0) as u64;
             TransactionRow {
                 end_ms: (span.end_time_unix_nano / 1_000_000) as i64,
                 elapsed_us: duration_us,
@@ -323,14 +321,8 @@ impl Deriver {
                 ext_count: 0,
                 ext_us: 0,
                 fetch_us: int_field(Field::FetchTimeUs),
-                client_address: semconv::lookup(attrs, Field::ClientAddress)
-                    .and_then(semconv::str_of)
-                    .unwrap_or("")
-                    .to_string(),
-                user_id: semconv::lookup(attrs, Field::UserId)
-                    .and_then(semconv::str_of)
-                    .unwrap_or("")
-                    .to_string(),
+                client_address: a.str(Field::ClientAddress).unwrap_or("").to_string(),
+                user_id: a.str(Field::UserId).unwrap_or("").to_string(),
                 trace_id,
                 span_id,
             }

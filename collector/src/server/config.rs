@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use tern_wal::WalOptions;
 
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -36,7 +37,11 @@ pub struct Config {
     pub otlp: OtlpConfig,
     pub api: ApiConfig,
     pub storage: StorageConfig,
-    pub wal: WalConfig,
+    /// The write-ahead log every accepted batch goes through before it is acknowledged:
+    /// `max_bytes` (default 1 GiB) bounds the spill while the store is down (past it,
+    /// ingest answers 429 / RESOURCE_EXHAUSTED), `segment_bytes` (64 MiB), `sync`
+    /// (`never`: survives `kill -9`; `always`: fsync per append, survives power loss).
+    pub wal: WalOptions,
     pub writer: WriterConfig,
     pub normalize: NormalizeConfig,
     pub live: LiveConfig,
@@ -155,40 +160,6 @@ impl Default for EmbeddedConfig {
         Self {
             lib: None,
             http_listen: "127.0.0.1:0".parse().expect("literal address"),
-        }
-    }
-}
-
-/// When the write-ahead log forces data to the disk.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SyncMode {
-    /// Never fsync: an acknowledged batch survives a crash of the collector process
-    /// (`kill -9`), not a power loss. The default.
-    #[default]
-    Never,
-    /// fsync every append before acknowledging: survives power loss, costs throughput.
-    Always,
-}
-
-/// The write-ahead log every accepted batch goes through before it is acknowledged.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct WalConfig {
-    /// Most unconsumed bytes kept (spill while the store is down). Past it, ingest
-    /// answers HTTP 429 / gRPC RESOURCE_EXHAUSTED. Default 1 GiB.
-    pub max_bytes: u64,
-    /// Size of one log segment file (at most `max_bytes`). Default 64 MiB.
-    pub segment_bytes: u64,
-    pub sync: SyncMode,
-}
-
-impl Default for WalConfig {
-    fn default() -> Self {
-        Self {
-            max_bytes: 1 << 30,
-            segment_bytes: 64 << 20,
-            sync: SyncMode::Never,
         }
     }
 }

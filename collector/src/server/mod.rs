@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tern_wal::{SyncPolicy, Wal, WalOptions};
+use tern_wal::{Wal, WalOptions};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -21,7 +21,7 @@ use crate::ingest::{self, live::LiveState, Ingestor};
 use crate::model::derive::Deriver;
 use crate::query::{self, ApiState};
 use crate::store::{writer::Writer, Store, StoreError};
-use config::{Config, SyncMode};
+use config::Config;
 use metrics::Metrics;
 
 /// Why the collector could not start.
@@ -66,11 +66,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         &wal_dir,
         WalOptions {
             segment_bytes: config.wal.segment_bytes.min(config.wal.max_bytes),
-            max_bytes: config.wal.max_bytes,
-            sync: match config.wal.sync {
-                SyncMode::Never => SyncPolicy::Never,
-                SyncMode::Always => SyncPolicy::Always,
-            },
+            ..config.wal.clone()
         },
     )
     .map_err(|e| StartError::Wal {

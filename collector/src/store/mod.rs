@@ -10,7 +10,7 @@
 pub mod schema;
 pub mod writer;
 
-use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clickhouse::{Client, Compression};
@@ -40,6 +40,8 @@ pub struct Store {
     database: String,
     /// Where the store answers ClickHouse HTTP (the embedded front, or the server URL).
     url: String,
+    /// The embedded engine's front; it stops when the last clone of the store is dropped.
+    _front: Option<Arc<tern_chdb::Front>>,
 }
 
 impl Store {
@@ -52,25 +54,31 @@ impl Store {
                     .with_url(&ch.url)
                     .with_user(&ch.user)
                     .with_password(&ch.password);
-                Ok(Store::with_client(client, &ch.database, ch.url.clone()))
+                Ok(Store::with_client(client, &ch.database, ch.url.clone(), None))
             }
             None => {
-                let addr = start_embedded(config).await?;
-                let url = format!("http://{addr}");
+                let front = start_embedded(config).await?;
+                let url = front.url();
                 // Loopback: compression would only cost CPU on both ends.
                 let client = Client::default()
                     .with_url(&url)
                     .with_compression(Compression::None);
-                Ok(Store::with_client(client, "tern", url))
+                Ok(Store::with_client(client, "tern", url, Some(Arc::new(front))))
             }
         }
     }
 
-    fn with_client(client: Client, database: &str, url: String) -> Store {
+    fn with_client(
+        client: Client,
+        database: &str,
+        url: String,
+        front: Option<Arc<tern_chdb::Front>>,
+    ) -> Store {
         Store {
             client: client.with_database(database),
             database: database.to_string(),
             url,
+            _front: front,
         }
     }
 
@@ -180,23 +188,23 @@ impl Store {
 }
 
 /// Starts the embedded engine under the data directory and its ClickHouse-HTTP front.
-async fn start_embedded(config: &Config) -> Result<SocketAddr, StoreError> {
-    let dir = config.embedded_dir();
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| StoreError::Embedded(format!("cannot create {}: {e}", dir.display())))?;
-    let lib = config
-        .storage
-        .embedded
-        .lib
-        .clone()
-        .unwrap_or_else(tern_chdb::default_lib_path);
-    let listen = config.storage.embedded.http_listen;
-    let engine = tokio::task::spawn_blocking(move || tern_chdb::Engine::open(&lib, &dir))
+async fn start_embedded(config: &Config) -> Result<tern_chdb::Front, StoreError> {
+    let mut options = tern_chdb::EngineOptions::new(config.embedded_dir());
+    options.lib = config.storage.embedded.lib.clone();
+    let engine = tokio::task::spawn_blocking(move || tern_chdb::Engine::open_with(options))
         .await
         .map_err(|e| StoreError::Embedded(e.to_string()))?
         .map_err(|e| StoreError::Embedded(e.to_string()))?;
-    let front = tern_chdb::Front::serve(engine, listen)
+    let front_config = tern_chdb::FrontConfig {
+        listen: config.storage.embedded.http_listen,
+        ..Default::default()
+    };
+    tern_chdb::Front::bind(engine, front_config)
         .await
-        .map_err(|e| StoreError::Embedded(e.to_string()))?;
-    Ok(front.local_addr())
+        .map_err(|e| {
+            StoreError::Embedded(format!(
+                "cannot listen on {}: {e}",
+                config.storage.embedded.http_listen
+            ))
+        })
 }
