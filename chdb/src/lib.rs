@@ -3,10 +3,13 @@
 //! `clickhouse` crate and any ClickHouse tool talk to the embedded store exactly as they
 //! would to a server.
 
+mod compress;
 mod engine;
 mod error;
 mod ffi;
+mod front;
 mod pool;
+mod protocol;
 mod raw;
 pub mod sql;
 mod stream;
@@ -16,4 +19,5 @@ pub use engine::{
     QueryOutput, Stats, CHDB_VERSION,
 };
 pub use error::Error;
+pub use front::{Front, FrontConfig};
 pub use stream::{InsertStream, QueryStream};

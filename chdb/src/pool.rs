@@ -159,9 +159,9 @@ impl Conn {
                 &mut analysis,
             )
         };
+        // Text that does not parse cannot write; let the engine report its syntax error.
         state == ffi::CHDB_SUCCESS
-            && analysis.statement_count > 0
-            && analysis.query_class == ffi::QUERY_CLASS_READ_ONLY
+            && (analysis.statement_count == 0 || analysis.query_class == ffi::QUERY_CLASS_READ_ONLY)
     }
 
     fn close(self) {
