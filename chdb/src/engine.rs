@@ -352,6 +352,22 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_library_says_how_to_get_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = EngineOptions {
+            lib: Some("/nonexistent/libchdb.so".into()),
+            ..EngineOptions::new(dir.path())
+        };
+        let err = Engine::open_with(options).unwrap_err();
+        assert!(matches!(err, Error::LibraryNotFound { .. }), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "chDB library not found at /nonexistent/libchdb.so; \
+             run scripts/setup.sh or set TERN_CHDB_LIB"
+        );
+    }
+
+    #[test]
     fn default_lib_path_names_the_pinned_version() {
         assert!(default_lib_path().ends_with(format!("{CHDB_VERSION}/libchdb.so")));
     }
