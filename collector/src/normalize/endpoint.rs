@@ -119,6 +119,13 @@ fn is_id(seg: &str) -> bool {
     if b.len() > MAX_SEGMENT_LEN {
         return true;
     }
+    // Fast path for words: every rule below needs a digit, an `@` or a `%40`.
+    if !b
+        .iter()
+        .any(|&c| c.is_ascii_digit() || c == b'@' || c == b'%')
+    {
+        return false;
+    }
     let mut digits = 0usize;
     let mut letters = 0usize;
     let mut hex = true;
@@ -127,7 +134,12 @@ fn is_id(seg: &str) -> bool {
     let mut longest_run = 0usize;
     let mut switches = 0usize;
     let mut last_class = 0u8;
-    for &c in b {
+    // E-mail: an `@` (or `%40`) after the first byte, then a `.` somewhere after it.
+    let mut at = false;
+    let mut email = false;
+    for (i, &c) in b.iter().enumerate() {
+        at |= i > 0 && (c == b'@' || (c == b'%' && b.get(i + 1..i + 3) == Some(b"40")));
+        email |= at && c == b'.';
         let class = match c {
             b'0'..=b'9' => 1,
             b'a'..=b'z' => 2,
@@ -155,7 +167,7 @@ fn is_id(seg: &str) -> bool {
         || (hex && n >= 8 && digits > 0)
         || is_uuid(b)
         || is_date(b)
-        || is_email(seg)
+        || email
         || (token && n >= 16 && digits > 0 && letters > 0 && switches * 4 >= n)
 }
 
@@ -173,11 +185,6 @@ fn is_date(b: &[u8]) -> bool {
             4 | 7 => *c == b'-',
             _ => c.is_ascii_digit(),
         })
-}
-
-fn is_email(seg: &str) -> bool {
-    let at = seg.find('@').or_else(|| seg.find("%40"));
-    at.is_some_and(|i| i > 0 && seg[i..].contains('.'))
 }
 
 /// HTTP methods known to the semantic conventions; anything else is `_OTHER`, so that
