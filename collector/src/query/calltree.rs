@@ -63,7 +63,7 @@ fn node(row: &SpanRow, origin_us: i64) -> Value {
         "elapsed_ms": row.duration_us as f64 / 1000.0,
         "status": status_str(row.status), "status_message": row.status_message,
         "error_type": row.error_type, "target": row.target,
-        "attributes": row.attributes.iter().cloned().collect::<serde_json::Map<String, Value>>(),
+        "attributes": attributes_value(row.attributes.clone()),
         "events": serde_json::from_str::<Value>(&row.events).unwrap_or(Value::Array(vec![])),
     });
     match category {

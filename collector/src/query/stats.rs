@@ -144,7 +144,6 @@ pub fn quantile_ms(hist: &(Vec<u16>, Vec<u64>), p: f64, max_us: u64) -> f64 {
 struct CallRow {
     service: String,
     target: String,
-    key: String,
     calls: u64,
     errors: u64,
     total_us: u64,
@@ -210,7 +209,6 @@ impl SqlStat {
         CallRow {
             service: self.service.clone(),
             target: self.target.clone(),
-            key: self.key.clone(),
             calls: self.calls,
             errors: self.errors,
             total_us: self.total_us,
@@ -227,7 +225,7 @@ pub async fn external(s: &ApiState, q: Option<&str>) -> ApiResult {
     let mut w = minute_filter(&f, r);
     w.and("category = 3");
     let sql = format!(
-        "SELECT service, target, '' AS key, sum(calls) AS calls, sum(errors) AS errors, \
+        "SELECT service, target, sum(calls) AS calls, sum(errors) AS errors, \
          sum(total_us) AS total_us, max(max_us) AS max_us \
          FROM call_minutes {} GROUP BY service, target ORDER BY total_us DESC LIMIT {limit}",
         w.sql()

@@ -168,7 +168,7 @@ impl Store {
 
     async fn insert_table<T>(&self, table: &str, rows: &[T], token: &str) -> Result<(), StoreError>
     where
-        T: clickhouse::RowWrite + clickhouse::Row,
+        T: clickhouse::RowOwned + clickhouse::RowWrite,
     {
         if rows.is_empty() {
             return Ok(());

@@ -12,6 +12,7 @@ pub fn kv(k: &str, v: &str) -> KeyValue {
         value: Some(AnyValue {
             value: Some(Value::StringValue(v.into())),
         }),
+        ..Default::default()
     }
 }
 
@@ -21,6 +22,7 @@ pub fn kv_int(k: &str, v: i64) -> KeyValue {
         value: Some(AnyValue {
             value: Some(Value::IntValue(v)),
         }),
+        ..Default::default()
     }
 }
 
