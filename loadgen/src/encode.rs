@@ -28,6 +28,15 @@ impl Protocol {
         }
     }
 
+    /// The name used on the command line (`grpc`, `http-protobuf`, `http-json`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Grpc => "grpc",
+            Protocol::HttpProtobuf => "http-protobuf",
+            Protocol::HttpJson => "http-json",
+        }
+    }
+
     /// The HTTP `content-type` of the bodies.
     pub fn content_type(self) -> &'static str {
         match self {

@@ -7,6 +7,11 @@
 //! and ids, cross-service traces, errors with exception events and slow outliers, in a
 //! mix of old and new semantic-convention names. It is deterministic from its seed and
 //! cheap enough to drive a collector at hundreds of thousands of spans per second.
+//!
+//! [`run`] sends it over OTLP/gRPC or OTLP/HTTP (protobuf or JSON, optionally gzip) at a
+//! chosen rate, with backoff on backpressure; the `tern-loadgen` binary wraps it.
+//! [`replay::Replay`] re-sends pre-encoded requests with fresh ids and times, for
+//! benchmarks where even the generator's cost matters.
 
 mod catalog;
 pub mod encode;
@@ -14,6 +19,9 @@ mod mix;
 mod pool;
 pub mod profile;
 mod render;
+pub mod replay;
+pub mod run;
+pub mod send;
 
 pub use encode::Protocol;
 pub use mix::{Generated, Mix, MixOptions};
