@@ -13,6 +13,8 @@
 //! [`replay::Replay`] re-sends pre-encoded requests with fresh ids and times, for
 //! benchmarks where even the generator's cost matters.
 
+#![warn(missing_docs)]
+
 mod catalog;
 pub mod encode;
 mod mix;

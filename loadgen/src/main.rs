@@ -178,7 +178,7 @@ fn main() -> ExitCode {
 fn print_mix(seed: u64, options: &MixOptions, batch: usize) {
     let mix = Mix::new(seed, options.clone());
     let names: Vec<&str> = mix.service_names().collect();
-    let p = MixProfile::measure(seed, options.clone(), 2000, batch.max(1));
+    let p = MixProfile::measure(seed, options.clone(), 500, batch.max(1));
     println!(
         "mix: {} services ({}), {} instances",
         names.len(),

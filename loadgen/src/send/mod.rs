@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::encode::Protocol;
-pub use retry::{parse_retry_after, Backoff};
+pub use retry::{parse_retry_after, Backoff, MAX_RETRY_AFTER};
 
 /// What became of one export attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
