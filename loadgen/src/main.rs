@@ -179,10 +179,14 @@ fn print_mix(seed: u64, options: &MixOptions, batch: usize) {
     let mix = Mix::new(seed, options.clone());
     let names: Vec<&str> = mix.service_names().collect();
     let p = MixProfile::measure(seed, options.clone(), 500, batch.max(1));
+    let shown = if names.len() > 6 {
+        format!("{}, …, {}", names[..5].join(", "), names[names.len() - 1])
+    } else {
+        names.join(", ")
+    };
     println!(
-        "mix: {} services ({}), {} instances",
+        "mix: {} services ({shown}), {} instances",
         names.len(),
-        names.join(", "),
         mix.instance_count()
     );
     println!(
