@@ -169,6 +169,26 @@ fn is_id(seg: &str) -> bool {
         || is_date(b)
         || email
         || (token && n >= 16 && digits > 0 && letters > 0 && switches * 4 >= n)
+        || (token && has_code_part(seg))
+}
+
+/// A compound code such as `SKU-4BAF8`, `INV-2024-001` or `order_12345`, told from words
+/// such as `page-404` or `report-2024`: a `-`/`_` separated part that mixes hex letters
+/// and digits (4+ characters), or is 5+ digits, or is 3+ digits beside an all-uppercase
+/// prefix.
+fn has_code_part(seg: &str) -> bool {
+    if !seg.contains(['-', '_']) {
+        return false;
+    }
+    let upper_prefix = seg
+        .split(['-', '_'])
+        .any(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_uppercase()));
+    seg.split(['-', '_']).any(|p| {
+        let digits = p.bytes().filter(u8::is_ascii_digit).count();
+        let hex = p.bytes().all(|c| c.is_ascii_hexdigit());
+        (hex && p.len() >= 4 && digits > 0 && digits < p.len())
+            || (digits == p.len() && (digits >= 5 || (digits >= 3 && upper_prefix)))
+    })
 }
 
 fn is_uuid(b: &[u8]) -> bool {
@@ -410,6 +430,16 @@ impl std::fmt::Debug for CardinalityGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compound_codes_become_ids_and_hyphenated_words_stay() {
+        assert_eq!(normalize_path("/api/stock/SKU-4BAF8"), "/api/stock/{id}");
+        assert_eq!(normalize_path("/invoices/INV-2024-001/pdf"), "/invoices/{id}/pdf");
+        assert_eq!(normalize_path("/orders/order_12345"), "/orders/{id}");
+        assert_eq!(normalize_path("/auth/oauth2-callback"), "/auth/oauth2-callback");
+        assert_eq!(normalize_path("/docs/page-2"), "/docs/page-2");
+        assert_eq!(normalize_path("/v1/2fa-setup"), "/v1/2fa-setup");
+    }
 
     #[test]
     fn numeric_and_uuid_segments_become_ids_and_words_stay() {

@@ -110,7 +110,7 @@ pub async fn points(s: &ApiState, q: Option<&str>) -> ApiResult {
     };
     let rows: Vec<Point> = w
         .bind(s.store.client().query(&format!(
-            "SELECT toUnixTimestamp64Milli(end_ms) AS end_ms, elapsed_us, error, trace_id, span_id \
+            "SELECT end_ms, elapsed_us, error, trace_id, span_id \
              FROM transactions {}{sample_clause} ORDER BY error DESC, elapsed_us DESC LIMIT {limit}",
             w.sql()
         )))
@@ -160,7 +160,7 @@ pub struct Summary {
 }
 
 /// Columns of [`Summary`], in order.
-pub const SUMMARY_COLUMNS: &str = "toUnixTimestamp64Milli(end_ms) AS end_ms, elapsed_us, service, instance, \
+pub const SUMMARY_COLUMNS: &str = "end_ms, elapsed_us, service, instance, \
     endpoint, http_method, http_status, error, error_type, error_message, cpu_us, sql_count, sql_us, \
     ext_count, ext_us, fetch_us, client_address, user_id, trace_id, span_id";
 
