@@ -47,7 +47,7 @@ fn an_acknowledged_batch_survives_kill_9_of_the_collector() {
 fn batches_accepted_while_the_store_is_down_arrive_when_it_returns() {
     let mut c = Collector::start(StoreMode::Server, &[]);
     // Schema in place first.
-    c.eventually("/health", |v| v["store_up"] == true);
+    c.eventually("/api/v1/self", |m| m["tern_store_schema_version"].as_u64() >= Some(1));
     c.chdb.as_mut().unwrap().kill();
     assert_eq!(c.get("/health").0, 503);
     let sent = send_acked(&c, "down", 5);
@@ -61,7 +61,7 @@ fn batches_accepted_while_the_store_is_down_arrive_when_it_returns() {
 #[test]
 fn a_full_log_pushes_back_with_429_and_resource_exhausted_and_loses_nothing() {
     let mut c = Collector::start(StoreMode::Server, &[("TERN_WAL_MAX_BYTES", "200000")]);
-    c.eventually("/health", |v| v["store_up"] == true);
+    c.eventually("/api/v1/self", |m| m["tern_store_schema_version"].as_u64() >= Some(1));
     c.chdb.as_mut().unwrap().kill();
 
     // HTTP: acknowledged until the log is full, then 429 with Retry-After.

@@ -147,7 +147,11 @@ pub async fn transaction(s: &ApiState, trace_id: &str, span_id: &str) -> ApiResu
 }
 
 async fn resource_of(s: &ApiState, service: &str, instance: &str) -> Result<Value, ApiError> {
-    let attrs: Option<Vec<(String, String)>> = s
+    #[derive(clickhouse::Row, serde::Deserialize)]
+    struct Attributes {
+        attributes: Vec<(String, String)>,
+    }
+    let row: Option<Attributes> = s
         .store
         .client()
         .query("SELECT attributes FROM resources FINAL WHERE service = ? AND instance = ? LIMIT 1")
@@ -155,7 +159,7 @@ async fn resource_of(s: &ApiState, service: &str, instance: &str) -> Result<Valu
         .bind(instance)
         .fetch_optional()
         .await?;
-    Ok(attrs.map_or(Value::Null, |a| Value::Object(attributes_value(a))))
+    Ok(row.map_or(Value::Null, |r| Value::Object(attributes_value(r.attributes))))
 }
 
 /// `GET /api/v1/traces/{trace_id}` — every span of a trace, depth-first, with depth.

@@ -134,8 +134,9 @@ async fn health(State(s): Shared) -> Response {
     (status, Json(json!({ "status": if up { "ok" } else { "store down" }, "store_up": up }))).into_response()
 }
 
-async fn not_found() -> ApiError {
-    ApiError::NotFound("no such API endpoint; see docs/api.md".into())
+async fn not_found(State(s): Shared) -> Response {
+    let r = Err(ApiError::NotFound("no such API endpoint; see docs/api.md".into()));
+    counted(&s, r).await
 }
 
 /// The API routes.

@@ -8,8 +8,15 @@ use super::ApiError;
 
 /// Parses a raw query string into `T`.
 pub fn parse<T: DeserializeOwned>(raw: Option<&str>) -> Result<T, ApiError> {
-    serde_urlencoded::from_str(raw.unwrap_or(""))
-        .map_err(|e| ApiError::BadRequest(format!("bad query parameters: {e}")))
+    let pairs = form_urlencoded::parse(raw.unwrap_or("").as_bytes());
+    serde_path_to_error::deserialize(serde_urlencoded::Deserializer::new(pairs)).map_err(|e| {
+        let path = e.path().to_string();
+        if path == "." {
+            ApiError::BadRequest(format!("bad query parameters: {}", e.inner()))
+        } else {
+            ApiError::BadRequest(format!("bad query parameter {path}: {}", e.inner()))
+        }
+    })
 }
 
 /// A time range with optional service / instance / endpoint filters.
@@ -117,6 +124,12 @@ mod tests {
     fn unknown_parameters_are_named_in_the_error() {
         let err = parse::<Filters>(Some("form=1")).unwrap_err();
         assert!(err.to_string().contains("form"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_their_parameter() {
+        let err = parse::<Filters>(Some("limit=abc")).unwrap_err();
+        assert!(err.to_string().contains("limit"), "{err}");
     }
 
     #[test]

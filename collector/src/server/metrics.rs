@@ -62,6 +62,8 @@ pub struct Metrics {
     /// Gauges set by their owners.
     pub wal_used_bytes: AtomicU64,
     pub store_up: AtomicU64,
+    /// Newest schema migration applied (0 until the store was reached).
+    pub store_schema_version: AtomicU64,
     pub endpoints_folded: AtomicU64,
 }
 
@@ -84,6 +86,7 @@ impl Metrics {
             ("tern_wal_append_errors_total", "counter", c(&self.wal_append_errors)),
             ("tern_wal_used_bytes", "gauge", c(&self.wal_used_bytes)),
             ("tern_store_up", "gauge", c(&self.store_up)),
+            ("tern_store_schema_version", "gauge", c(&self.store_schema_version)),
             ("tern_store_batches_total", "counter", c(&self.store_batches)),
             ("tern_store_spans_written_total", "counter", c(&self.store_spans_written)),
             ("tern_store_transactions_written_total", "counter", c(&self.store_transactions_written)),

@@ -8,6 +8,7 @@ pub mod config;
 pub mod metrics;
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -94,6 +95,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             config: config.writer.clone(),
         };
         let mut rx = shutdown_rx.clone();
+        let migrate_metrics = metrics.clone();
         tokio::spawn(async move {
             let mut delay = Duration::from_millis(200);
             let mut warned = false;
@@ -103,9 +105,14 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
                         if !applied.is_empty() {
                             tracing::info!(?applied, "schema migrations applied");
                         }
+                        let newest = crate::store::schema::MIGRATIONS.last().map_or(0, |m| m.version);
+                        migrate_metrics.store_schema_version.store(newest.into(), Relaxed);
+                        migrate_metrics.store_up.store(1, Relaxed);
                         break;
                     }
                     Err(e) => {
+                        migrate_metrics.store_up.store(0, Relaxed);
+                        migrate_metrics.store_insert_errors.fetch_add(1, Relaxed);
                         if !warned {
                             tracing::warn!(error = %e, "store not ready; accepting into the write-ahead log and retrying");
                             warned = true;

@@ -18,6 +18,11 @@ use clickhouse::{Client, Compression};
 use crate::model::rows::Rows;
 use crate::server::config::Config;
 
+/// A stalled store must not stall the writer forever: past these, the insert fails and
+/// is retried like any other failure.
+const INSERT_SEND_TIMEOUT: Duration = Duration::from_secs(30);
+const INSERT_END_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// What can go wrong talking to the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -178,7 +183,8 @@ impl Store {
             .insert::<T>(table)
             .await?
             .with_setting("insert_deduplication_token", format!("{token}-{table}"))
-            .with_setting("deduplicate_blocks_in_dependent_materialized_views", "1");
+            .with_setting("deduplicate_blocks_in_dependent_materialized_views", "1")
+            .with_timeouts(Some(INSERT_SEND_TIMEOUT), Some(INSERT_END_TIMEOUT));
         for row in rows {
             insert.write(row).await?;
         }

@@ -174,6 +174,8 @@ impl Collector {
         self.otlp_grpc = format!("http://{}", field("otlp_grpc"));
         self.store = field("store");
         self.child = Some(child);
+        // Ready to query once the schema is in place.
+        self.eventually("/api/v1/self", |m| m["tern_store_schema_version"].as_u64() >= Some(1));
     }
 
     /// SIGKILL, no chance to flush anything.
