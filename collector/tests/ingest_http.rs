@@ -40,7 +40,15 @@ fn otlp_json_sent_by_curl_becomes_a_queryable_transaction() {
         e2 = start + 40_000_000,
     );
     let out = Command::new("curl")
-        .args(["-sS", "-w", "\n%{http_code}", "-H", "Content-Type: application/json", "--data-binary", "@-"])
+        .args([
+            "-sS",
+            "-w",
+            "\n%{http_code}",
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            "@-",
+        ])
         .arg(format!("{}/v1/traces", c.otlp_http))
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -68,7 +76,10 @@ fn otlp_json_sent_by_curl_becomes_a_queryable_transaction() {
 fn protobuf_plain_and_gzipped_is_accepted_and_stored() {
     let c = Collector::start(StoreMode::Embedded, &[]);
     let (txns, req) = batch("proto-svc", 1..21, now_ns());
-    let r = c.post_traces(req.encode_to_vec(), &[("content-type", "application/x-protobuf")]);
+    let r = c.post_traces(
+        req.encode_to_vec(),
+        &[("content-type", "application/x-protobuf")],
+    );
     assert_eq!(r.status(), 200);
     let resp = ExportTraceServiceResponse::decode(r.bytes().unwrap()).unwrap();
     assert!(resp.partial_success.is_none(), "{resp:?}");
@@ -76,11 +87,16 @@ fn protobuf_plain_and_gzipped_is_accepted_and_stored() {
     let (more, req) = batch("proto-svc", 21..41, now_ns());
     let r = c.post_traces(
         gzip(&req.encode_to_vec()),
-        &[("content-type", "application/x-protobuf"), ("content-encoding", "gzip")],
+        &[
+            ("content-type", "application/x-protobuf"),
+            ("content-encoding", "gzip"),
+        ],
     );
     assert_eq!(r.status(), 200);
 
-    let total = c.eventually("/api/v1/transactions?service=proto-svc&from=0", |v| v["total"] == 40);
+    let total = c.eventually("/api/v1/transactions?service=proto-svc&from=0", |v| {
+        v["total"] == 40
+    });
     assert_eq!(total["returned"], 40);
     for t in txns.iter().chain(more.iter()).step_by(7) {
         let one = c.api(&format!("/api/v1/transactions?from=0&txid={}", t.txid()));
@@ -100,15 +116,29 @@ fn invalid_spans_are_rejected_with_reasons_as_partial_success() {
     let mut spans = good.spans.clone();
     spans.push(bad_id);
     spans.push(backwards);
-    let r = c.post_traces(request("p", spans).encode_to_vec(), &[("content-type", "application/x-protobuf")]);
+    let r = c.post_traces(
+        request("p", spans).encode_to_vec(),
+        &[("content-type", "application/x-protobuf")],
+    );
     assert_eq!(r.status(), 200);
     let resp = ExportTraceServiceResponse::decode(r.bytes().unwrap()).unwrap();
     let partial = resp.partial_success.expect("partial success");
     assert_eq!(partial.rejected_spans, 2);
-    assert!(partial.error_message.contains("trace_id"), "{}", partial.error_message);
-    assert!(partial.error_message.contains("end time before start"), "{}", partial.error_message);
+    assert!(
+        partial.error_message.contains("trace_id"),
+        "{}",
+        partial.error_message
+    );
+    assert!(
+        partial.error_message.contains("end time before start"),
+        "{}",
+        partial.error_message
+    );
     // The valid part is stored.
-    c.eventually(&format!("/api/v1/transactions?from=0&txid={}", good.txid()), |v| v["returned"] == 1);
+    c.eventually(
+        &format!("/api/v1/transactions?from=0&txid={}", good.txid()),
+        |v| v["returned"] == 1,
+    );
     assert_eq!(c.metrics()["tern_ingest_spans_rejected_total"], 2);
 }
 
@@ -121,7 +151,13 @@ fn bad_requests_get_clear_4xx_answers_and_are_counted() {
     let r = c.post_traces(b"{not json".to_vec(), &json);
     assert_eq!(r.status(), 400);
     let body: Value = r.json().unwrap();
-    assert!(body["message"].as_str().unwrap().contains("malformed OTLP JSON"), "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("malformed OTLP JSON"),
+        "{body}"
+    );
 
     let r = c.post_traces(vec![0xff, 0xff, 0xff, 0x0f, 0x01], &proto);
     assert_eq!(r.status(), 400);
@@ -129,7 +165,10 @@ fn bad_requests_get_clear_4xx_answers_and_are_counted() {
     let r = c.post_traces(b"hello".to_vec(), &[("content-type", "text/plain")]);
     assert_eq!(r.status(), 415);
     let body: Value = r.json().unwrap();
-    assert!(body["message"].as_str().unwrap().contains("text/plain"), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("text/plain"),
+        "{body}"
+    );
 
     let r = c.post_traces(vec![b' '; 100_000], &json);
     assert_eq!(r.status(), 413);
@@ -137,14 +176,35 @@ fn bad_requests_get_clear_4xx_answers_and_are_counted() {
     // Small on the wire, too large once decompressed.
     let bomb = gzip(&vec![b' '; 1_000_000]);
     assert!(bomb.len() < 65536);
-    let r = c.post_traces(bomb, &[("content-type", "application/json"), ("content-encoding", "gzip")]);
+    let r = c.post_traces(
+        bomb,
+        &[
+            ("content-type", "application/json"),
+            ("content-encoding", "gzip"),
+        ],
+    );
     assert_eq!(r.status(), 413);
     let body: Value = r.json().unwrap();
-    assert!(body["message"].as_str().unwrap().contains("decompressed"), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("decompressed"),
+        "{body}"
+    );
 
-    let r = c.post_traces(b"x".to_vec(), &[("content-type", "application/json"), ("content-encoding", "gzip")]);
+    let r = c.post_traces(
+        b"x".to_vec(),
+        &[
+            ("content-type", "application/json"),
+            ("content-encoding", "gzip"),
+        ],
+    );
     assert_eq!(r.status(), 400);
-    let r = c.post_traces(b"x".to_vec(), &[("content-type", "application/json"), ("content-encoding", "br")]);
+    let r = c.post_traces(
+        b"x".to_vec(),
+        &[
+            ("content-type", "application/json"),
+            ("content-encoding", "br"),
+        ],
+    );
     assert_eq!(r.status(), 415);
 
     let client = reqwest::blocking::Client::new();
@@ -156,7 +216,13 @@ fn bad_requests_get_clear_4xx_answers_and_are_counted() {
         .unwrap();
     assert_eq!(r.status(), 501);
     let body: Value = r.json().unwrap();
-    assert!(body["message"].as_str().unwrap().contains("not supported yet"), "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("not supported yet"),
+        "{body}"
+    );
 
     let m = c.metrics();
     let bad = &m["tern_ingest_bad_requests_total"];

@@ -11,7 +11,9 @@ fn active_transactions_reported_by_an_agent_are_listed_until_they_expire() {
     let c = Collector::start(StoreMode::Embedded, &[]);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let mut client = LiveServiceClient::connect(c.otlp_grpc.clone()).await.unwrap();
+        let mut client = LiveServiceClient::connect(c.otlp_grpc.clone())
+            .await
+            .unwrap();
         let settings = client
             .hello(AgentHello {
                 agent_id: "agent-1".into(),
@@ -28,7 +30,10 @@ fn active_transactions_reported_by_an_agent_are_listed_until_they_expire() {
         assert_eq!(settings.sample_ratio, 1.0);
 
         let err = client
-            .heartbeat(AgentHeartbeat { agent_id: "stranger".into(), ..Default::default() })
+            .heartbeat(AgentHeartbeat {
+                agent_id: "stranger".into(),
+                ..Default::default()
+            })
             .await
             .unwrap_err();
         assert_eq!(err.code(), tonic::Code::FailedPrecondition);

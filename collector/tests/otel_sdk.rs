@@ -24,14 +24,21 @@ fn emit(provider: &SdkTracerProvider) -> (String, String) {
             KeyValue::new("enduser.id", "alice"),
         ])
         .start(&tracer);
-    let ok_id = format!("{}:{}", server.span_context().trace_id(), server.span_context().span_id());
+    let ok_id = format!(
+        "{}:{}",
+        server.span_context().trace_id(),
+        server.span_context().span_id()
+    );
     let cx = Context::current_with_span(server);
     let mut sql = tracer
         .span_builder("INSERT orders")
         .with_kind(SpanKind::Client)
         .with_attributes(vec![
             KeyValue::new("db.system", "sqlite"),
-            KeyValue::new("db.statement", "INSERT INTO orders (id, total) VALUES (17, 99.5)"),
+            KeyValue::new(
+                "db.statement",
+                "INSERT INTO orders (id, total) VALUES (17, 99.5)",
+            ),
         ])
         .start_with_context(&tracer, &cx);
     std::thread::sleep(std::time::Duration::from_millis(3));
@@ -59,7 +66,11 @@ fn emit(provider: &SdkTracerProvider) -> (String, String) {
             KeyValue::new("http.response.status_code", 500),
         ])
         .start(&tracer);
-    let err_id = format!("{}:{}", failing.span_context().trace_id(), failing.span_context().span_id());
+    let err_id = format!(
+        "{}:{}",
+        failing.span_context().trace_id(),
+        failing.span_context().span_id()
+    );
     failing.add_event(
         "exception",
         vec![
@@ -74,7 +85,9 @@ fn emit(provider: &SdkTracerProvider) -> (String, String) {
 }
 
 fn check(c: &Collector, service: &str, ok_id: &str, err_id: &str) {
-    let found = c.eventually(&format!("/api/v1/transactions?from=0&txid={ok_id}"), |v| v["returned"] == 1);
+    let found = c.eventually(&format!("/api/v1/transactions?from=0&txid={ok_id}"), |v| {
+        v["returned"] == 1
+    });
     let t = &found["transactions"][0];
     assert_eq!(t["service"], service);
     assert_eq!(t["endpoint"], "POST /checkout");
@@ -88,13 +101,24 @@ fn check(c: &Collector, service: &str, ok_id: &str, err_id: &str) {
     let one = c.api(&format!("/api/v1/transactions/{trace}/{span}"));
     let kids = one["call_tree"]["children"].as_array().unwrap();
     assert_eq!(kids.len(), 2, "{one}");
-    let sql = kids.iter().find(|k| k["category"] == "sql").expect("sql node");
-    assert_eq!(sql["sql"], "INSERT INTO orders (id, total) VALUES (17, 99.5)");
-    let ext = kids.iter().find(|k| k["category"] == "external").expect("external node");
+    let sql = kids
+        .iter()
+        .find(|k| k["category"] == "sql")
+        .expect("sql node");
+    assert_eq!(
+        sql["sql"],
+        "INSERT INTO orders (id, total) VALUES (17, 99.5)"
+    );
+    let ext = kids
+        .iter()
+        .find(|k| k["category"] == "external")
+        .expect("external node");
     assert_eq!(ext["target"], "payments.local:9000");
     assert_eq!(one["resource"]["service.name"], service);
 
-    let failed = c.eventually(&format!("/api/v1/transactions?from=0&txid={err_id}"), |v| v["returned"] == 1);
+    let failed = c.eventually(&format!("/api/v1/transactions?from=0&txid={err_id}"), |v| {
+        v["returned"] == 1
+    });
     let f = &failed["transactions"][0];
     assert_eq!(f["error"], true);
     assert_eq!(f["error_type"], "KeyError");

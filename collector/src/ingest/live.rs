@@ -162,7 +162,9 @@ impl LiveState {
 
     fn expire(&self) {
         let ttl = self.ttl();
-        self.snapshots.write().retain(|_, (t, _)| t.elapsed() <= ttl);
+        self.snapshots
+            .write()
+            .retain(|_, (t, _)| t.elapsed() <= ttl);
     }
 }
 
@@ -178,7 +180,10 @@ fn require_agent_id(id: &str) -> Result<(), Status> {
 
 #[tonic::async_trait]
 impl LiveService for Live {
-    async fn hello(&self, request: Request<AgentHello>) -> Result<Response<RemoteSettings>, Status> {
+    async fn hello(
+        &self,
+        request: Request<AgentHello>,
+    ) -> Result<Response<RemoteSettings>, Status> {
         let hello = request.into_inner();
         require_agent_id(&hello.agent_id)?;
         tracing::info!(agent_id = %hello.agent_id, service = %hello.service_name, language = %hello.language, "agent connected");
@@ -204,7 +209,11 @@ impl LiveService for Live {
                 agent.last_seen = Instant::now();
                 agent.heartbeat = Some(hb);
             }
-            None => return Err(Status::failed_precondition("unknown agent_id: call Hello first")),
+            None => {
+                return Err(Status::failed_precondition(
+                    "unknown agent_id: call Hello first",
+                ))
+            }
         }
         Ok(Response::new(self.0.settings()))
     }

@@ -24,7 +24,9 @@ pub const RETRY_AFTER_SECS: u64 = 2;
 pub enum AcceptError {
     #[error("the collector's write-ahead log is full ({used} of {max} bytes) because the store is behind or down; retry later")]
     Full { used: u64, max: u64 },
-    #[error("request of {len} bytes exceeds the largest record the write-ahead log takes ({max} bytes)")]
+    #[error(
+        "request of {len} bytes exceeds the largest record the write-ahead log takes ({max} bytes)"
+    )]
     TooLarge { len: usize, max: u64 },
     #[error("the collector cannot write its write-ahead log: {0}")]
     Io(String),
@@ -46,7 +48,9 @@ impl Ingestor {
     ) -> Result<validate::Verdict, AcceptError> {
         self.metrics.ingest_requests.fetch_add(1, Relaxed);
         let verdict = validate::validate(&mut request, now_ns());
-        self.metrics.ingest_spans_rejected.fetch_add(verdict.rejected, Relaxed);
+        self.metrics
+            .ingest_spans_rejected
+            .fetch_add(verdict.rejected, Relaxed);
         if verdict.accepted == 0 {
             return Ok(verdict);
         }
@@ -57,7 +61,9 @@ impl Ingestor {
             .map_err(|e| AcceptError::Io(e.to_string()))?;
         match appended {
             Ok(_) => {
-                self.metrics.ingest_spans_accepted.fetch_add(verdict.accepted, Relaxed);
+                self.metrics
+                    .ingest_spans_accepted
+                    .fetch_add(verdict.accepted, Relaxed);
                 Ok(verdict)
             }
             Err(AppendError::TooLarge { len, max }) => Err(AcceptError::TooLarge { len, max }),

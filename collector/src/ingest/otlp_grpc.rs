@@ -3,15 +3,21 @@
 
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{LogsService, LogsServiceServer};
-use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
+    LogsService, LogsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
     MetricsService, MetricsServiceServer,
 };
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
@@ -35,7 +41,7 @@ impl TraceService for GrpcTraces {
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
         match self.ingestor.accept(request.into_inner()).await {
             Ok(verdict) => Ok(Response::new(ExportTraceServiceResponse {
-                partial_success: (verdict.rejected > 0).then(|| ExportTracePartialSuccess {
+                partial_success: (verdict.rejected > 0).then_some(ExportTracePartialSuccess {
                     rejected_spans: verdict.rejected as i64,
                     error_message: verdict.message,
                 }),
@@ -53,7 +59,10 @@ impl TraceService for GrpcTraces {
 }
 
 /// Builds the trace service with the size limit and gzip.
-pub fn trace_server(ingestor: Ingestor, max_request_bytes: usize) -> TraceServiceServer<GrpcTraces> {
+pub fn trace_server(
+    ingestor: Ingestor,
+    max_request_bytes: usize,
+) -> TraceServiceServer<GrpcTraces> {
     TraceServiceServer::new(GrpcTraces { ingestor })
         .accept_compressed(CompressionEncoding::Gzip)
         .send_compressed(CompressionEncoding::Gzip)
@@ -67,7 +76,9 @@ pub struct Unsupported {
 
 impl Unsupported {
     fn refuse(&self, signal: &str) -> Status {
-        self.ingestor.metrics.bad_request(BadRequest::UnsupportedSignal);
+        self.ingestor
+            .metrics
+            .bad_request(BadRequest::UnsupportedSignal);
         Status::unimplemented(format!(
             "the {signal} signal is not supported yet: Tern ingests traces only"
         ))

@@ -74,16 +74,17 @@ fn respond_status(enc: Encoding, status: StatusCode, grpc_code: i32, message: St
         Encoding::Protobuf => body.encode_to_vec(),
         Encoding::Json => serde_json::to_vec(&body).unwrap_or_default(),
     };
-    (
-        status,
-        [(header::CONTENT_TYPE, enc.content_type())],
-        bytes,
-    )
-        .into_response()
+    (status, [(header::CONTENT_TYPE, enc.content_type())], bytes).into_response()
 }
 
 impl HttpIngest {
-    fn refuse(&self, enc: Encoding, why: BadRequest, status: StatusCode, message: String) -> Response {
+    fn refuse(
+        &self,
+        enc: Encoding,
+        why: BadRequest,
+        status: StatusCode,
+        message: String,
+    ) -> Response {
         self.ingestor.metrics.bad_request(why);
         tracing::debug!(reason = why.as_str(), %message, "otlp/http request refused");
         // gRPC code 3 = INVALID_ARGUMENT, per the OTLP spec for non-retryable errors.
@@ -93,7 +94,9 @@ impl HttpIngest {
 
 async fn unsupported_signal(State(s): State<Arc<HttpIngest>>, headers: HeaderMap) -> Response {
     let enc = Encoding::from_headers(&headers).unwrap_or(Encoding::Json);
-    s.ingestor.metrics.bad_request(BadRequest::UnsupportedSignal);
+    s.ingestor
+        .metrics
+        .bad_request(BadRequest::UnsupportedSignal);
     respond_status(
         enc,
         StatusCode::NOT_IMPLEMENTED,
@@ -113,7 +116,9 @@ async fn traces(State(s): State<Arc<HttpIngest>>, headers: HeaderMap, body: Body
             Encoding::Json,
             BadRequest::UnsupportedContentType,
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!("unsupported content type {got:?}: use application/x-protobuf or application/json"),
+            format!(
+                "unsupported content type {got:?}: use application/x-protobuf or application/json"
+            ),
         );
     };
     let raw = match axum::body::to_bytes(body, s.max_bytes).await {
@@ -123,7 +128,10 @@ async fn traces(State(s): State<Arc<HttpIngest>>, headers: HeaderMap, body: Body
                 enc,
                 BadRequest::TooLarge,
                 StatusCode::PAYLOAD_TOO_LARGE,
-                format!("request body larger than the limit of {} bytes", s.max_bytes),
+                format!(
+                    "request body larger than the limit of {} bytes",
+                    s.max_bytes
+                ),
             )
         }
     };
@@ -139,12 +147,14 @@ async fn traces(State(s): State<Arc<HttpIngest>>, headers: HeaderMap, body: Body
     };
     let request = match request {
         Ok(r) => r,
-        Err(message) => return s.refuse(enc, BadRequest::Malformed, StatusCode::BAD_REQUEST, message),
+        Err(message) => {
+            return s.refuse(enc, BadRequest::Malformed, StatusCode::BAD_REQUEST, message)
+        }
     };
     match s.ingestor.accept(request).await {
         Ok(verdict) => {
             let response = ExportTraceServiceResponse {
-                partial_success: (verdict.rejected > 0).then(|| ExportTracePartialSuccess {
+                partial_success: (verdict.rejected > 0).then_some(ExportTracePartialSuccess {
                     rejected_spans: verdict.rejected as i64,
                     error_message: verdict.message,
                 }),
@@ -153,7 +163,12 @@ async fn traces(State(s): State<Arc<HttpIngest>>, headers: HeaderMap, body: Body
                 Encoding::Protobuf => response.encode_to_vec(),
                 Encoding::Json => serde_json::to_vec(&response).unwrap_or_default(),
             };
-            (StatusCode::OK, [(header::CONTENT_TYPE, enc.content_type())], bytes).into_response()
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, enc.content_type())],
+                bytes,
+            )
+                .into_response()
         }
         Err(e) => {
             let (status, code) = match e {

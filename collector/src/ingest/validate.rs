@@ -109,7 +109,9 @@ pub fn validate(request: &mut ExportTraceServiceRequest, now_ns: u64) -> Verdict
         }
         rs.scope_spans.retain(|ss| !ss.spans.is_empty());
     }
-    request.resource_spans.retain(|rs| !rs.scope_spans.is_empty());
+    request
+        .resource_spans
+        .retain(|rs| !rs.scope_spans.is_empty());
     let rejected: u64 = counts.iter().sum();
     let message = if rejected == 0 {
         String::new()
@@ -172,26 +174,56 @@ mod tests {
     fn bad_ids_and_timestamps_are_rejected_with_reasons() {
         let mut zero_trace = span(0, 1);
         zero_trace.trace_id = vec![0; 16];
-        let short_span = Span { span_id: vec![1; 4], ..span(1, 1) };
-        let backwards = Span { end_time_unix_nano: NOW - 3_000_000, ..span(1, 3) };
-        let ancient = Span { start_time_unix_nano: 5, end_time_unix_nano: 6, ..span(1, 4) };
+        let short_span = Span {
+            span_id: vec![1; 4],
+            ..span(1, 1)
+        };
+        let backwards = Span {
+            end_time_unix_nano: NOW - 3_000_000,
+            ..span(1, 3)
+        };
+        let ancient = Span {
+            start_time_unix_nano: 5,
+            end_time_unix_nano: 6,
+            ..span(1, 4)
+        };
         let future = Span {
             start_time_unix_nano: NOW + 2 * FUTURE_SLACK_NS,
             end_time_unix_nano: NOW + 2 * FUTURE_SLACK_NS,
             ..span(1, 5)
         };
-        let mut r = request(vec![zero_trace, short_span, backwards, ancient, future, span(1, 6)]);
+        let mut r = request(vec![
+            zero_trace,
+            short_span,
+            backwards,
+            ancient,
+            future,
+            span(1, 6),
+        ]);
         let v = validate(&mut r, NOW);
         assert_eq!((v.accepted, v.rejected), (1, 5));
-        for needle in ["trace_id", "span_id", "end time before start", "2000", "future"] {
-            assert!(v.message.contains(needle), "{needle} missing from {}", v.message);
+        for needle in [
+            "trace_id",
+            "span_id",
+            "end time before start",
+            "2000",
+            "future",
+        ] {
+            assert!(
+                v.message.contains(needle),
+                "{needle} missing from {}",
+                v.message
+            );
         }
         assert_eq!(r.resource_spans[0].scope_spans[0].spans.len(), 1);
     }
 
     #[test]
     fn a_request_with_only_bad_spans_becomes_empty() {
-        let mut r = request(vec![Span { trace_id: vec![], ..span(1, 1) }]);
+        let mut r = request(vec![Span {
+            trace_id: vec![],
+            ..span(1, 1)
+        }]);
         let v = validate(&mut r, NOW);
         assert_eq!(v.rejected, 1);
         assert!(r.resource_spans.is_empty());

@@ -95,7 +95,10 @@ impl Deriver {
                 for span in &ss.spans {
                     let (row, sums, txn) = self.span_row(span, service, instance, scope, &mut rows);
                     keys.push((row.trace_id, row.span_id));
-                    parents.push((row.parent_span_id != [0; 8]).then_some((row.trace_id, row.parent_span_id)));
+                    parents.push(
+                        (row.parent_span_id != [0; 8])
+                            .then_some((row.trace_id, row.parent_span_id)),
+                    );
                     entry_of_row.push(txn.map(|t| {
                         rows.transactions.push(t);
                         rows.transactions.len() - 1
@@ -112,14 +115,30 @@ impl Deriver {
         // Sums left by children in earlier batches continue from the span they wait for.
         for (i, key) in keys.iter().enumerate() {
             if let Some((sums, _)) = self.pending.remove(key) {
-                self.climb(Some(i), None, sums, &index, &parents, &entry_of_row, &mut txn_sums);
+                self.climb(
+                    Some(i),
+                    None,
+                    sums,
+                    &index,
+                    &parents,
+                    &entry_of_row,
+                    &mut txn_sums,
+                );
             }
         }
         // This batch's SQL and external calls climb to their entry span.
         for (i, sums) in own_sums.iter().enumerate() {
             if (sums.sql_count | sums.ext_count) != 0 && entry_of_row[i].is_none() {
                 let start = parents[i].and_then(|p| index.get(&p).copied());
-                self.climb(start, parents[i], *sums, &index, &parents, &entry_of_row, &mut txn_sums);
+                self.climb(
+                    start,
+                    parents[i],
+                    *sums,
+                    &index,
+                    &parents,
+                    &entry_of_row,
+                    &mut txn_sums,
+                );
             }
         }
         for (t, s) in rows.transactions.iter_mut().zip(txn_sums) {
@@ -174,7 +193,8 @@ impl Deriver {
 
     fn sweep_pending(&mut self) {
         let now = Instant::now();
-        self.pending.retain(|_, (_, t)| now.duration_since(*t) < PENDING_TTL);
+        self.pending
+            .retain(|_, (_, t)| now.duration_since(*t) < PENDING_TTL);
         if self.pending.len() > PENDING_MAX {
             // Still too many: keep the newest half.
             let mut ages: Vec<Instant> = self.pending.values().map(|(_, t)| *t).collect();
@@ -194,7 +214,11 @@ impl Deriver {
     ) {
         let attributes = attrs_to_pairs(attrs);
         let mut key = Vec::with_capacity(256);
-        for part in [service, instance].into_iter().chain(attributes.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()])) {
+        for part in [service, instance].into_iter().chain(
+            attributes
+                .iter()
+                .flat_map(|(k, v)| [k.as_str(), v.as_str()]),
+        ) {
             key.extend_from_slice(part.as_bytes());
             key.push(0);
         }
@@ -225,18 +249,22 @@ impl Deriver {
         let span_id = to_array::<8>(&span.span_id);
         let parent_span_id = to_array::<8>(&span.parent_span_id);
         let start_us = (span.start_time_unix_nano / 1000) as i64;
-        let duration_us = span.end_time_unix_nano.saturating_sub(span.start_time_unix_nano) / 1000;
+        let duration_us = span
+            .end_time_unix_nano
+            .saturating_sub(span.start_time_unix_nano)
+            / 1000;
         let kind = span.kind;
         let is_root = parent_span_id == [0; 8];
-        let category = if kind == SpanKind::Server as i32 || kind == SpanKind::Consumer as i32 || is_root {
-            Category::Entry
-        } else if a.is_sql() {
-            Category::Sql
-        } else if a.is_external(kind) {
-            Category::External
-        } else {
-            Category::Method
-        };
+        let category =
+            if kind == SpanKind::Server as i32 || kind == SpanKind::Consumer as i32 || is_root {
+                Category::Entry
+            } else if a.is_sql() {
+                Category::Sql
+            } else if a.is_external(kind) {
+                Category::External
+            } else {
+                Category::Method
+            };
         let status = span.status.as_ref().map_or(0, |s| s.code) as u8;
         let status_message = span.status.as_ref().map_or("", |s| s.message.as_str());
         let exception = span.events.iter().find(|e| e.name == "exception");
@@ -252,7 +280,13 @@ impl Deriver {
             exc_type
                 .map(str::to_string)
                 .or_else(|| a.str(Field::ErrorType).map(str::to_string))
-                .unwrap_or_else(|| if http_status >= 500 { format!("HTTP {http_status}") } else { "error".to_string() })
+                .unwrap_or_else(|| {
+                    if http_status >= 500 {
+                        format!("HTTP {http_status}")
+                    } else {
+                        "error".to_string()
+                    }
+                })
         } else {
             String::new()
         };
@@ -388,11 +422,23 @@ fn value_to_json(v: &AnyValue) -> serde_json::Value {
         Some(Value::DoubleValue(d)) => (*d).into(),
         Some(Value::BoolValue(b)) => (*b).into(),
         Some(Value::BytesValue(b)) => hex::encode(b).into(),
-        Some(Value::ArrayValue(a)) => a.values.iter().map(value_to_json).collect::<Vec<_>>().into(),
+        Some(Value::ArrayValue(a)) => a
+            .values
+            .iter()
+            .map(value_to_json)
+            .collect::<Vec<_>>()
+            .into(),
         Some(Value::KvlistValue(kv)) => kv
             .values
             .iter()
-            .map(|kv| (kv.key.clone(), kv.value.as_ref().map_or(serde_json::Value::Null, value_to_json)))
+            .map(|kv| {
+                (
+                    kv.key.clone(),
+                    kv.value
+                        .as_ref()
+                        .map_or(serde_json::Value::Null, value_to_json),
+                )
+            })
             .collect::<serde_json::Map<_, _>>()
             .into(),
         // String-valued references into a dictionary (profiles) do not occur in traces.
@@ -404,7 +450,12 @@ fn value_to_json(v: &AnyValue) -> serde_json::Value {
 fn attrs_to_pairs(attrs: &[KeyValue]) -> Vec<(String, String)> {
     attrs
         .iter()
-        .map(|kv| (kv.key.clone(), kv.value.as_ref().map(value_to_string).unwrap_or_default()))
+        .map(|kv| {
+            (
+                kv.key.clone(),
+                kv.value.as_ref().map(value_to_string).unwrap_or_default(),
+            )
+        })
         .collect()
 }
 

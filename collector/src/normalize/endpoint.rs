@@ -434,9 +434,15 @@ mod tests {
     #[test]
     fn compound_codes_become_ids_and_hyphenated_words_stay() {
         assert_eq!(normalize_path("/api/stock/SKU-4BAF8"), "/api/stock/{id}");
-        assert_eq!(normalize_path("/invoices/INV-2024-001/pdf"), "/invoices/{id}/pdf");
+        assert_eq!(
+            normalize_path("/invoices/INV-2024-001/pdf"),
+            "/invoices/{id}/pdf"
+        );
         assert_eq!(normalize_path("/orders/order_12345"), "/orders/{id}");
-        assert_eq!(normalize_path("/auth/oauth2-callback"), "/auth/oauth2-callback");
+        assert_eq!(
+            normalize_path("/auth/oauth2-callback"),
+            "/auth/oauth2-callback"
+        );
         assert_eq!(normalize_path("/docs/page-2"), "/docs/page-2");
         assert_eq!(normalize_path("/v1/2fa-setup"), "/v1/2fa-setup");
     }

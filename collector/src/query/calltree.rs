@@ -29,7 +29,10 @@ async fn trace_spans(s: &ApiState, trace: [u8; 16]) -> Result<Vec<SpanRow>, ApiE
         .await?;
     // A batch replayed after a crash can store a span twice: show it once.
     let mut seen = HashSet::new();
-    Ok(rows.into_iter().filter(|r| seen.insert(r.span_id)).collect())
+    Ok(rows
+        .into_iter()
+        .filter(|r| seen.insert(r.span_id))
+        .collect())
 }
 
 fn attr<'a>(row: &'a SpanRow, keys: &[&str]) -> Option<&'a str> {
@@ -67,7 +70,11 @@ fn node(row: &SpanRow, origin_us: i64) -> Value {
         "events": serde_json::from_str::<Value>(&row.events).unwrap_or(Value::Array(vec![])),
     });
     match category {
-        Category::Sql => v["sql"] = attr(row, &["db.query.text", "db.statement"]).unwrap_or("").into(),
+        Category::Sql => {
+            v["sql"] = attr(row, &["db.query.text", "db.statement"])
+                .unwrap_or("")
+                .into()
+        }
         Category::External => v["url"] = attr(row, &["url.full", "http.url"]).unwrap_or("").into(),
         _ => {}
     }
@@ -75,7 +82,10 @@ fn node(row: &SpanRow, origin_us: i64) -> Value {
 }
 
 fn attributes_value(pairs: Vec<(String, String)>) -> serde_json::Map<String, Value> {
-    pairs.into_iter().map(|(k, v)| (k, Value::String(v))).collect()
+    pairs
+        .into_iter()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect()
 }
 
 /// Builds the call tree under `root`, stopping at other transactions' entry spans.
@@ -96,11 +106,17 @@ fn build_tree(spans: &[SpanRow], root: usize) -> Value {
         let mut kids = Vec::new();
         let mut links = Vec::new();
         if depth < 512 {
-            for &c in children.get(&spans[i].span_id).map(Vec::as_slice).unwrap_or(&[]) {
+            for &c in children
+                .get(&spans[i].span_id)
+                .map(Vec::as_slice)
+                .unwrap_or(&[])
+            {
                 let child = &spans[c];
                 if Category::from_u8(child.category) == Category::Entry {
-                    links.push(json!({ "service": child.service, "name": child.name, "txid": txid(child),
-                                        "elapsed_ms": child.duration_us as f64 / 1000.0 }));
+                    links.push(
+                        json!({ "service": child.service, "name": child.name, "txid": txid(child),
+                                        "elapsed_ms": child.duration_us as f64 / 1000.0 }),
+                    );
                 } else {
                     kids.push(walk(spans, children, c, origin, depth + 1));
                 }
@@ -128,7 +144,9 @@ pub async fn transaction(s: &ApiState, trace_id: &str, span_id: &str) -> ApiResu
         .fetch_optional()
         .await?;
     let Some(summary) = summary else {
-        return Err(ApiError::NotFound(format!("no transaction {trace_id}:{span_id}")));
+        return Err(ApiError::NotFound(format!(
+            "no transaction {trace_id}:{span_id}"
+        )));
     };
     let spans = trace_spans(s, trace).await?;
     let tree = spans
@@ -159,7 +177,9 @@ async fn resource_of(s: &ApiState, service: &str, instance: &str) -> Result<Valu
         .bind(instance)
         .fetch_optional()
         .await?;
-    Ok(row.map_or(Value::Null, |r| Value::Object(attributes_value(r.attributes))))
+    Ok(row.map_or(Value::Null, |r| {
+        Value::Object(attributes_value(r.attributes))
+    }))
 }
 
 /// `GET /api/v1/traces/{trace_id}` — every span of a trace, depth-first, with depth.
@@ -180,7 +200,11 @@ pub async fn trace(s: &ApiState, trace_id: &str) -> ApiResult {
         }
     }
     let origin = spans.iter().map(|r| r.start_us).min().unwrap_or(0);
-    let end = spans.iter().map(|r| r.start_us + r.duration_us as i64).max().unwrap_or(origin);
+    let end = spans
+        .iter()
+        .map(|r| r.start_us + r.duration_us as i64)
+        .max()
+        .unwrap_or(origin);
     let mut out = Vec::with_capacity(spans.len());
     let mut stack: Vec<(usize, usize)> = roots.iter().rev().map(|&i| (i, 0)).collect();
     while let Some((i, depth)) = stack.pop() {

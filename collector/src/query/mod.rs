@@ -130,12 +130,22 @@ async fn prometheus(State(s): Shared) -> Response {
 
 async fn health(State(s): Shared) -> Response {
     let up = s.store.is_up().await;
-    let status = if up { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(json!({ "status": if up { "ok" } else { "store down" }, "store_up": up }))).into_response()
+    let status = if up {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(json!({ "status": if up { "ok" } else { "store down" }, "store_up": up })),
+    )
+        .into_response()
 }
 
 async fn not_found(State(s): Shared) -> Response {
-    let r = Err(ApiError::NotFound("no such API endpoint; see docs/api.md".into()));
+    let r = Err(ApiError::NotFound(
+        "no such API endpoint; see docs/api.md".into(),
+    ));
     counted(&s, r).await
 }
 
@@ -146,7 +156,10 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/endpoints", get(endpoints))
         .route("/api/v1/xview", get(points))
         .route("/api/v1/transactions", get(transactions))
-        .route("/api/v1/transactions/{trace_id}/{span_id}", get(transaction))
+        .route(
+            "/api/v1/transactions/{trace_id}/{span_id}",
+            get(transaction),
+        )
         .route("/api/v1/traces/{trace_id}", get(trace))
         .route("/api/v1/sql", get(sql))
         .route("/api/v1/external", get(external))

@@ -92,7 +92,9 @@ impl Filters {
         let hi = conv("max_elapsed_ms", self.max_elapsed_ms)?;
         if let (Some(a), Some(b)) = (lo, hi) {
             if a > b {
-                return Err(ApiError::BadRequest("min_elapsed_ms is above max_elapsed_ms".into()));
+                return Err(ApiError::BadRequest(
+                    "min_elapsed_ms is above max_elapsed_ms".into(),
+                ));
             }
         }
         Ok((lo, hi))
@@ -103,7 +105,10 @@ impl Filters {
 pub fn hex_id<const N: usize>(name: &str, text: &str) -> Result<[u8; N], ApiError> {
     let mut out = [0u8; N];
     hex::decode_to_slice(text, &mut out).map_err(|_| {
-        ApiError::BadRequest(format!("{name} must be {} hex characters, got {text:?}", 2 * N))
+        ApiError::BadRequest(format!(
+            "{name} must be {} hex characters, got {text:?}",
+            2 * N
+        ))
     })?;
     Ok(out)
 }
@@ -141,7 +146,13 @@ mod tests {
     #[test]
     fn the_default_range_is_the_last_hour() {
         let f: Filters = parse(None).unwrap();
-        assert_eq!(f.range(10_000_000).unwrap(), Range { from_ms: 6_400_000, to_ms: 10_000_000 });
+        assert_eq!(
+            f.range(10_000_000).unwrap(),
+            Range {
+                from_ms: 6_400_000,
+                to_ms: 10_000_000
+            }
+        );
     }
 
     #[test]

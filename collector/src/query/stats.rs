@@ -130,9 +130,17 @@ pub fn quantile_ms(hist: &(Vec<u16>, Vec<u64>), p: f64, max_us: u64) -> f64 {
         let next = seen + count as f64;
         if next >= rank {
             let hi = bucket_upper_us(bucket);
-            let lo = if bucket == 0 { 0.0 } else { bucket_upper_us(bucket - 1) };
+            let lo = if bucket == 0 {
+                0.0
+            } else {
+                bucket_upper_us(bucket - 1)
+            };
             let frac = (rank - seen) / count as f64;
-            let us = if lo <= 0.0 { hi * frac } else { lo * (hi / lo).powf(frac) };
+            let us = if lo <= 0.0 {
+                hi * frac
+            } else {
+                lo * (hi / lo).powf(frac)
+            };
             return us.min(max_us as f64) / 1000.0;
         }
         seen = next;

@@ -124,7 +124,11 @@ pub async fn points(s: &ApiState, q: Option<&str>) -> ApiResult {
         p.end_ms.push(row.end_ms);
         p.elapsed_ms.push(row.elapsed_us as f64 / 1000.0);
         p.error.push(row.error);
-        p.id.push(format!("{}:{}", hex::encode(row.trace_id), hex::encode(row.span_id)));
+        p.id.push(format!(
+            "{}:{}",
+            hex::encode(row.trace_id),
+            hex::encode(row.span_id)
+        ));
     }
     Ok(json!({
         "from": r.from_ms, "to": r.to_ms,
@@ -190,7 +194,11 @@ pub async fn transactions(s: &ApiState, q: Option<&str>) -> ApiResult {
     let limit = f.limit(1000, s.config.max_rows)?;
     let w = transaction_filter(&f, r)?;
     let total: u64 = w
-        .bind(s.store.client().query(&format!("SELECT count() FROM transactions {}", w.sql())))
+        .bind(
+            s.store
+                .client()
+                .query(&format!("SELECT count() FROM transactions {}", w.sql())),
+        )
         .fetch_one()
         .await?;
     let rows: Vec<Summary> = w

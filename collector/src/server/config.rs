@@ -238,30 +238,74 @@ where
 }
 
 fn clickhouse_mut(c: &mut Config) -> &mut ClickHouseConfig {
-    c.storage.clickhouse.get_or_insert_with(|| ClickHouseConfig {
-        url: String::new(),
-        user: default_ch_user(),
-        password: String::new(),
-        database: default_database(),
-    })
+    c.storage
+        .clickhouse
+        .get_or_insert_with(|| ClickHouseConfig {
+            url: String::new(),
+            user: default_ch_user(),
+            password: String::new(),
+            database: default_database(),
+        })
 }
 
 /// Every environment override, in one place: variable name and what it sets.
 pub const ENV_OVERRIDES: &[(&str, Setter)] = &[
-    ("TERN_OTLP_GRPC_LISTEN", |c, v| Ok(c.otlp.grpc_listen = parse(v)?)),
-    ("TERN_OTLP_HTTP_LISTEN", |c, v| Ok(c.otlp.http_listen = parse(v)?)),
-    ("TERN_MAX_REQUEST_BYTES", |c, v| Ok(c.otlp.max_request_bytes = parse(v)?)),
-    ("TERN_API_LISTEN", |c, v| Ok(c.api.listen = parse(v)?)),
-    ("TERN_DATA_DIR", |c, v| Ok(c.storage.data_dir = PathBuf::from(v))),
-    ("TERN_RETENTION_DAYS", |c, v| Ok(c.storage.retention_days = parse(v)?)),
-    ("TERN_CHDB_LIB", |c, v| Ok(c.storage.embedded.lib = Some(PathBuf::from(v)))),
-    ("TERN_EMBEDDED_HTTP_LISTEN", |c, v| Ok(c.storage.embedded.http_listen = parse(v)?)),
-    ("TERN_CLICKHOUSE_URL", |c, v| Ok(clickhouse_mut(c).url = v.to_string())),
-    ("TERN_CLICKHOUSE_USER", |c, v| Ok(clickhouse_mut(c).user = v.to_string())),
-    ("TERN_CLICKHOUSE_PASSWORD", |c, v| Ok(clickhouse_mut(c).password = v.to_string())),
-    ("TERN_CLICKHOUSE_DATABASE", |c, v| Ok(clickhouse_mut(c).database = v.to_string())),
-    ("TERN_WAL_MAX_BYTES", |c, v| Ok(c.wal.max_bytes = parse(v)?)),
-    ("TERN_WRITER_FLUSH_INTERVAL_MS", |c, v| Ok(c.writer.flush_interval_ms = parse(v)?)),
+    ("TERN_OTLP_GRPC_LISTEN", |c, v| {
+        c.otlp.grpc_listen = parse(v)?;
+        Ok(())
+    }),
+    ("TERN_OTLP_HTTP_LISTEN", |c, v| {
+        c.otlp.http_listen = parse(v)?;
+        Ok(())
+    }),
+    ("TERN_MAX_REQUEST_BYTES", |c, v| {
+        c.otlp.max_request_bytes = parse(v)?;
+        Ok(())
+    }),
+    ("TERN_API_LISTEN", |c, v| {
+        c.api.listen = parse(v)?;
+        Ok(())
+    }),
+    ("TERN_DATA_DIR", |c, v| {
+        c.storage.data_dir = PathBuf::from(v);
+        Ok(())
+    }),
+    ("TERN_RETENTION_DAYS", |c, v| {
+        c.storage.retention_days = parse(v)?;
+        Ok(())
+    }),
+    ("TERN_CHDB_LIB", |c, v| {
+        c.storage.embedded.lib = Some(PathBuf::from(v));
+        Ok(())
+    }),
+    ("TERN_EMBEDDED_HTTP_LISTEN", |c, v| {
+        c.storage.embedded.http_listen = parse(v)?;
+        Ok(())
+    }),
+    ("TERN_CLICKHOUSE_URL", |c, v| {
+        clickhouse_mut(c).url = v.to_string();
+        Ok(())
+    }),
+    ("TERN_CLICKHOUSE_USER", |c, v| {
+        clickhouse_mut(c).user = v.to_string();
+        Ok(())
+    }),
+    ("TERN_CLICKHOUSE_PASSWORD", |c, v| {
+        clickhouse_mut(c).password = v.to_string();
+        Ok(())
+    }),
+    ("TERN_CLICKHOUSE_DATABASE", |c, v| {
+        clickhouse_mut(c).database = v.to_string();
+        Ok(())
+    }),
+    ("TERN_WAL_MAX_BYTES", |c, v| {
+        c.wal.max_bytes = parse(v)?;
+        Ok(())
+    }),
+    ("TERN_WRITER_FLUSH_INTERVAL_MS", |c, v| {
+        c.writer.flush_interval_ms = parse(v)?;
+        Ok(())
+    }),
 ];
 
 impl Config {
@@ -313,7 +357,9 @@ impl Config {
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '_')
             {
-                return bad("storage.clickhouse.database must be a plain identifier ([A-Za-z0-9_])");
+                return bad(
+                    "storage.clickhouse.database must be a plain identifier ([A-Za-z0-9_])",
+                );
             }
         }
         if self.otlp.max_request_bytes < 1024 {

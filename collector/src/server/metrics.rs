@@ -79,24 +79,80 @@ impl Metrics {
     fn pairs(&self) -> Vec<(&'static str, &'static str, u64)> {
         let c = |a: &AtomicU64| a.load(Relaxed);
         vec![
-            ("tern_ingest_requests_total", "counter", c(&self.ingest_requests)),
-            ("tern_ingest_spans_accepted_total", "counter", c(&self.ingest_spans_accepted)),
-            ("tern_ingest_spans_rejected_total", "counter", c(&self.ingest_spans_rejected)),
-            ("tern_ingest_throttled_total", "counter", c(&self.ingest_throttled)),
-            ("tern_wal_append_errors_total", "counter", c(&self.wal_append_errors)),
+            (
+                "tern_ingest_requests_total",
+                "counter",
+                c(&self.ingest_requests),
+            ),
+            (
+                "tern_ingest_spans_accepted_total",
+                "counter",
+                c(&self.ingest_spans_accepted),
+            ),
+            (
+                "tern_ingest_spans_rejected_total",
+                "counter",
+                c(&self.ingest_spans_rejected),
+            ),
+            (
+                "tern_ingest_throttled_total",
+                "counter",
+                c(&self.ingest_throttled),
+            ),
+            (
+                "tern_wal_append_errors_total",
+                "counter",
+                c(&self.wal_append_errors),
+            ),
             ("tern_wal_used_bytes", "gauge", c(&self.wal_used_bytes)),
             ("tern_store_up", "gauge", c(&self.store_up)),
-            ("tern_store_schema_version", "gauge", c(&self.store_schema_version)),
-            ("tern_store_batches_total", "counter", c(&self.store_batches)),
-            ("tern_store_spans_written_total", "counter", c(&self.store_spans_written)),
-            ("tern_store_transactions_written_total", "counter", c(&self.store_transactions_written)),
-            ("tern_store_insert_errors_total", "counter", c(&self.store_insert_errors)),
-            ("tern_store_corrupt_records_total", "counter", c(&self.store_corrupt_records)),
+            (
+                "tern_store_schema_version",
+                "gauge",
+                c(&self.store_schema_version),
+            ),
+            (
+                "tern_store_batches_total",
+                "counter",
+                c(&self.store_batches),
+            ),
+            (
+                "tern_store_spans_written_total",
+                "counter",
+                c(&self.store_spans_written),
+            ),
+            (
+                "tern_store_transactions_written_total",
+                "counter",
+                c(&self.store_transactions_written),
+            ),
+            (
+                "tern_store_insert_errors_total",
+                "counter",
+                c(&self.store_insert_errors),
+            ),
+            (
+                "tern_store_corrupt_records_total",
+                "counter",
+                c(&self.store_corrupt_records),
+            ),
             ("tern_api_requests_total", "counter", c(&self.api_requests)),
-            ("tern_api_bad_requests_total", "counter", c(&self.api_bad_requests)),
+            (
+                "tern_api_bad_requests_total",
+                "counter",
+                c(&self.api_bad_requests),
+            ),
             ("tern_api_errors_total", "counter", c(&self.api_errors)),
-            ("tern_live_snapshots_total", "counter", c(&self.live_snapshots)),
-            ("tern_endpoints_folded_total", "counter", c(&self.endpoints_folded)),
+            (
+                "tern_live_snapshots_total",
+                "counter",
+                c(&self.live_snapshots),
+            ),
+            (
+                "tern_endpoints_folded_total",
+                "counter",
+                c(&self.endpoints_folded),
+            ),
         ]
     }
 

@@ -77,7 +77,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let wal = Arc::new(wal);
     let backlog = wal.stats().used_bytes;
     if backlog > 0 {
-        tracing::info!(bytes = backlog, "replaying the write-ahead log into the store");
+        tracing::info!(
+            bytes = backlog,
+            "replaying the write-ahead log into the store"
+        );
     }
 
     let store = Store::open(&config).await?;
@@ -100,13 +103,23 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             let mut delay = Duration::from_millis(200);
             let mut warned = false;
             loop {
-                match store.migrate(cfg.storage.retention_days, cfg.storage.rollup_retention_days).await {
+                match store
+                    .migrate(
+                        cfg.storage.retention_days,
+                        cfg.storage.rollup_retention_days,
+                    )
+                    .await
+                {
                     Ok(applied) => {
                         if !applied.is_empty() {
                             tracing::info!(?applied, "schema migrations applied");
                         }
-                        let newest = crate::store::schema::MIGRATIONS.last().map_or(0, |m| m.version);
-                        migrate_metrics.store_schema_version.store(newest.into(), Relaxed);
+                        let newest = crate::store::schema::MIGRATIONS
+                            .last()
+                            .map_or(0, |m| m.version);
+                        migrate_metrics
+                            .store_schema_version
+                            .store(newest.into(), Relaxed);
                         migrate_metrics.store_up.store(1, Relaxed);
                         break;
                     }
@@ -140,7 +153,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let grpc_listener = listen("otlp grpc", config.otlp.grpc_listen).await?;
     let grpc_addr = grpc_listener.local_addr().expect("bound listener");
     let router = tonic::transport::Server::builder()
-        .add_service(ingest::otlp_grpc::trace_server(ingestor.clone(), config.otlp.max_request_bytes))
+        .add_service(ingest::otlp_grpc::trace_server(
+            ingestor.clone(),
+            config.otlp.max_request_bytes,
+        ))
         .add_service(ingest::otlp_grpc::metrics_server(ingestor.clone()))
         .add_service(ingest::otlp_grpc::logs_server(ingestor.clone()))
         .add_service(ingest::live::live_server(live.clone()));
@@ -161,7 +177,12 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let http_listener = listen("otlp http", config.otlp.http_listen).await?;
     let http_addr = http_listener.local_addr().expect("bound listener");
     let app = ingest::otlp_http::router(ingestor.clone(), config.otlp.max_request_bytes);
-    servers.push(serve_http(http_listener, app, shutdown_rx.clone(), "otlp http"));
+    servers.push(serve_http(
+        http_listener,
+        app,
+        shutdown_rx.clone(),
+        "otlp http",
+    ));
 
     // Query API.
     let api_listener = listen("api", config.api.listen).await?;
@@ -200,7 +221,10 @@ fn serve_http(
         let stop = async move {
             let _ = rx.wait_for(|s| *s).await;
         };
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop).await {
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await
+        {
             tracing::error!(error = %e, server = what, "http server failed");
         }
     })

@@ -59,7 +59,12 @@ impl Store {
                     .with_url(&ch.url)
                     .with_user(&ch.user)
                     .with_password(&ch.password);
-                Ok(Store::with_client(client, &ch.database, ch.url.clone(), None))
+                Ok(Store::with_client(
+                    client,
+                    &ch.database,
+                    ch.url.clone(),
+                    None,
+                ))
             }
             None => {
                 let front = start_embedded(config).await?;
@@ -68,7 +73,12 @@ impl Store {
                 let client = Client::default()
                     .with_url(&url)
                     .with_compression(Compression::None);
-                Ok(Store::with_client(client, "tern", url, Some(Arc::new(front))))
+                Ok(Store::with_client(
+                    client,
+                    "tern",
+                    url,
+                    Some(Arc::new(front)),
+                ))
             }
         }
     }
@@ -112,7 +122,11 @@ impl Store {
     }
 
     /// Creates the database and applies every migration not applied yet, in order.
-    pub async fn migrate(&self, ttl_days: u32, rollup_ttl_days: u32) -> Result<Vec<u32>, StoreError> {
+    pub async fn migrate(
+        &self,
+        ttl_days: u32,
+        rollup_ttl_days: u32,
+    ) -> Result<Vec<u32>, StoreError> {
         let db = &self.database;
         // The database may not exist yet: run this one without selecting it.
         self.client
@@ -150,7 +164,9 @@ impl Store {
                 })?;
             }
             self.client
-                .query(&format!("INSERT INTO {db}.schema_migrations (version, name) VALUES (?, ?)"))
+                .query(&format!(
+                    "INSERT INTO {db}.schema_migrations (version, name) VALUES (?, ?)"
+                ))
                 .bind(m.version)
                 .bind(m.name)
                 .execute()
@@ -165,9 +181,12 @@ impl Store {
     /// attempt does not double rows.
     pub async fn insert(&self, rows: &Rows, token: &str) -> Result<(), StoreError> {
         self.insert_table("spans", &rows.spans, token).await?;
-        self.insert_table("transactions", &rows.transactions, token).await?;
-        self.insert_table("sql_fingerprints", &rows.fingerprints, token).await?;
-        self.insert_table("resources", &rows.resources, token).await?;
+        self.insert_table("transactions", &rows.transactions, token)
+            .await?;
+        self.insert_table("sql_fingerprints", &rows.fingerprints, token)
+            .await?;
+        self.insert_table("resources", &rows.resources, token)
+            .await?;
         Ok(())
     }
 

@@ -59,13 +59,18 @@ impl Writer {
                     if stopping || (!rows.is_empty() && Instant::now() >= deadline) {
                         break;
                     }
-                    let wait = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(5));
+                    let wait = deadline
+                        .saturating_duration_since(Instant::now())
+                        .max(Duration::from_millis(5));
                     tokio::select! {
                         _ = self.wal.wait_for_append(pos) => {}
                         _ = tokio::time::sleep(wait) => {}
                         _ = shutdown.changed() => {}
                     }
-                    if *shutdown.borrow() && rows.is_empty() && self.wal.read(pos, 1).map_or(true, |r| r.is_empty()) {
+                    if *shutdown.borrow()
+                        && rows.is_empty()
+                        && self.wal.read(pos, 1).map_or(true, |r| r.is_empty())
+                    {
                         return;
                     }
                     continue;
@@ -87,20 +92,27 @@ impl Writer {
                     break;
                 }
             }
-            self.metrics.endpoints_folded.store(self.deriver.endpoints_folded(), Relaxed);
+            self.metrics
+                .endpoints_folded
+                .store(self.deriver.endpoints_folded(), Relaxed);
             if pos == start {
                 if stopping {
                     return;
                 }
                 continue;
             }
-            if !self.insert_until_done(&rows, start, pos, &mut shutdown).await {
+            if !self
+                .insert_until_done(&rows, start, pos, &mut shutdown)
+                .await
+            {
                 return; // shutting down with the store still down: the log keeps the batch
             }
             if let Err(e) = self.wal.commit(pos) {
                 tracing::error!(error = %e, "cannot commit the write-ahead log");
             }
-            self.metrics.wal_used_bytes.store(self.wal.stats().used_bytes, Relaxed);
+            self.metrics
+                .wal_used_bytes
+                .store(self.wal.stats().used_bytes, Relaxed);
         }
     }
 
@@ -130,7 +142,9 @@ impl Writer {
                     }
                     self.metrics.store_up.store(1, Relaxed);
                     self.metrics.store_batches.fetch_add(1, Relaxed);
-                    self.metrics.store_spans_written.fetch_add(rows.spans.len() as u64, Relaxed);
+                    self.metrics
+                        .store_spans_written
+                        .fetch_add(rows.spans.len() as u64, Relaxed);
                     self.metrics
                         .store_transactions_written
                         .fetch_add(rows.transactions.len() as u64, Relaxed);
@@ -150,7 +164,9 @@ impl Writer {
                         _ = tokio::time::sleep(backoff) => {}
                         _ = shutdown.changed() => {}
                     }
-                    self.metrics.wal_used_bytes.store(self.wal.stats().used_bytes, Relaxed);
+                    self.metrics
+                        .wal_used_bytes
+                        .store(self.wal.stats().used_bytes, Relaxed);
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
             }

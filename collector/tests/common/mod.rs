@@ -116,8 +116,10 @@ impl Collector {
     pub fn start(mode: StoreMode, env: &[(&str, &str)]) -> Collector {
         let tmp = tempfile::tempdir().unwrap();
         let data_dir = tmp.path().join("data");
-        let mut env: Vec<(String, String)> =
-            env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let chdb = match mode {
             StoreMode::Embedded => None,
             StoreMode::Server => {
@@ -152,7 +154,10 @@ impl Collector {
             .env("TERN_OTLP_HTTP_LISTEN", "127.0.0.1:0")
             .env("TERN_API_LISTEN", "127.0.0.1:0")
             .env("TERN_WRITER_FLUSH_INTERVAL_MS", "100")
-            .env("TERN_LOG", std::env::var("TERN_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "TERN_LOG",
+                std::env::var("TERN_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
         for (k, v) in &self.env {
@@ -164,7 +169,10 @@ impl Collector {
             if let Ok(Some(status)) = child.try_wait() {
                 panic!("tern-collector exited during start-up: {status}");
             }
-            assert!(start.elapsed() < Duration::from_secs(90), "collector start-up timed out");
+            assert!(
+                start.elapsed() < Duration::from_secs(90),
+                "collector start-up timed out"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         let info: Value = serde_json::from_str(&std::fs::read_to_string(&ready).unwrap()).unwrap();
@@ -175,7 +183,9 @@ impl Collector {
         self.store = field("store");
         self.child = Some(child);
         // Ready to query once the schema is in place.
-        self.eventually("/api/v1/self", |m| m["tern_store_schema_version"].as_u64() >= Some(1));
+        self.eventually("/api/v1/self", |m| {
+            m["tern_store_schema_version"].as_u64() >= Some(1)
+        });
     }
 
     /// SIGKILL, no chance to flush anything.
@@ -189,7 +199,10 @@ impl Collector {
     /// SIGTERM and wait for the ordered shutdown.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
             let start = Instant::now();
             while start.elapsed() < Duration::from_secs(60) {
                 if let Ok(Some(_)) = c.try_wait() {
@@ -217,7 +230,10 @@ impl Collector {
     /// GETs an API path, expecting 200.
     pub fn api(&self, path_and_query: &str) -> Value {
         let (status, body) = self.get(path_and_query);
-        assert_eq!(status, 200, "GET {path_and_query} answered {status}: {body}");
+        assert_eq!(
+            status, 200,
+            "GET {path_and_query} answered {status}: {body}"
+        );
         body
     }
 
@@ -243,9 +259,15 @@ impl Collector {
     }
 
     /// POSTs a body to OTLP/HTTP `/v1/traces` with the given headers.
-    pub fn post_traces(&self, body: Vec<u8>, headers: &[(&str, &str)]) -> reqwest::blocking::Response {
+    pub fn post_traces(
+        &self,
+        body: Vec<u8>,
+        headers: &[(&str, &str)],
+    ) -> reqwest::blocking::Response {
         let client = reqwest::blocking::Client::new();
-        let mut req = client.post(format!("{}/v1/traces", self.otlp_http)).body(body);
+        let mut req = client
+            .post(format!("{}/v1/traces", self.otlp_http))
+            .body(body);
         for (k, v) in headers {
             req = req.header(*k, *v);
         }

@@ -4,7 +4,9 @@
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{span, status, ResourceSpans, ScopeSpans, Span, Status};
+use opentelemetry_proto::tonic::trace::v1::{
+    span, status, ResourceSpans, ScopeSpans, Span, Status,
+};
 
 pub fn kv(k: &str, v: &str) -> KeyValue {
     KeyValue {
@@ -36,7 +38,11 @@ pub struct Txn {
 
 impl Txn {
     pub fn txid(&self) -> String {
-        format!("{}:{}", hex::encode(self.trace_id), hex::encode(self.span_id))
+        format!(
+            "{}:{}",
+            hex::encode(self.trace_id),
+            hex::encode(self.span_id)
+        )
     }
 }
 
@@ -98,7 +104,10 @@ pub fn txn(seed: u64, end_ns: u64, elapsed_ms: u64, path: &str, failed: bool) ->
         end_time_unix_nano: start + 3_000_000,
         attributes: vec![
             kv("db.system", "mysql"),
-            kv("db.statement", &format!("SELECT * FROM orders WHERE id = {seed}")),
+            kv(
+                "db.statement",
+                &format!("SELECT * FROM orders WHERE id = {seed}"),
+            ),
         ],
         ..Default::default()
     };
@@ -130,7 +139,10 @@ pub fn request(service: &str, spans: Vec<Span>) -> ExportTraceServiceRequest {
     ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
             resource: Some(Resource {
-                attributes: vec![kv("service.name", service), kv("service.instance.id", "i-1")],
+                attributes: vec![
+                    kv("service.name", service),
+                    kv("service.instance.id", "i-1"),
+                ],
                 ..Default::default()
             }),
             scope_spans: vec![ScopeSpans {
@@ -143,9 +155,21 @@ pub fn request(service: &str, spans: Vec<Span>) -> ExportTraceServiceRequest {
 }
 
 /// Many transactions in one request.
-pub fn batch(service: &str, seeds: std::ops::Range<u64>, end_ns: u64) -> (Vec<Txn>, ExportTraceServiceRequest) {
+pub fn batch(
+    service: &str,
+    seeds: std::ops::Range<u64>,
+    end_ns: u64,
+) -> (Vec<Txn>, ExportTraceServiceRequest) {
     let txns: Vec<Txn> = seeds
-        .map(|s| txn(s, end_ns - s * 1_000_000, 5 + s % 50, &format!("/api/orders/{s}"), s % 10 == 0))
+        .map(|s| {
+            txn(
+                s,
+                end_ns - s * 1_000_000,
+                5 + s % 50,
+                &format!("/api/orders/{s}"),
+                s % 10 == 0,
+            )
+        })
         .collect();
     let spans = txns.iter().flat_map(|t| t.spans.clone()).collect();
     (txns, request(service, spans))
