@@ -10,9 +10,9 @@ use std::collections::{HashMap, HashSet};
 use serde_json::{json, Value};
 
 use super::params::hex_id;
-use super::xview::{Summary, SUMMARY_COLUMNS};
+use super::xview::summary_json;
 use super::{ApiError, ApiResult, ApiState};
-use crate::model::rows::{Category, SpanRow};
+use crate::model::rows::{Category, SpanRow, TransactionRow};
 
 /// Most spans read for one trace.
 const MAX_TRACE_SPANS: u64 = 100_000;
@@ -133,12 +133,10 @@ fn build_tree(spans: &[SpanRow], root: usize) -> Value {
 pub async fn transaction(s: &ApiState, trace_id: &str, span_id: &str) -> ApiResult {
     let trace = hex_id::<16>("trace_id", trace_id)?;
     let span = hex_id::<8>("span_id", span_id)?;
-    let summary: Option<Summary> = s
+    let summary: Option<TransactionRow> = s
         .store
         .client()
-        .query(&format!(
-            "SELECT {SUMMARY_COLUMNS} FROM transactions WHERE trace_id = unhex(?) AND span_id = unhex(?) LIMIT 1"
-        ))
+        .query("SELECT ?fields FROM transactions WHERE trace_id = unhex(?) AND span_id = unhex(?) LIMIT 1")
         .bind(hex::encode(trace))
         .bind(hex::encode(span))
         .fetch_optional()
@@ -156,7 +154,7 @@ pub async fn transaction(s: &ApiState, trace_id: &str, span_id: &str) -> ApiResu
         .unwrap_or(Value::Null);
     let resource = resource_of(s, &summary.service, &summary.instance).await?;
     Ok(json!({
-        "transaction": summary.to_json(),
+        "transaction": summary_json(&summary),
         "resource": resource,
         "call_tree": tree,
         "trace_url": format!("/api/v1/traces/{}", hex::encode(trace)),

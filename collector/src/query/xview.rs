@@ -12,6 +12,7 @@ use serde_json::json;
 
 use super::params::{parse, txid, Filters, Range};
 use super::{now_ms, ApiError, ApiResult, ApiState, Where};
+use crate::model::rows::TransactionRow;
 
 /// The filters every X-View query shares, on the `transactions` table.
 pub fn transaction_filter(f: &Filters, r: Range) -> Result<Where, ApiError> {
@@ -138,53 +139,22 @@ pub async fn points(s: &ApiState, q: Option<&str>) -> ApiResult {
     .into())
 }
 
-/// One transaction's summary, as every API answer shows it.
-#[derive(Row, Deserialize, Serialize, Clone)]
-pub struct Summary {
-    pub end_ms: i64,
-    pub elapsed_us: u64,
-    pub service: String,
-    pub instance: String,
-    pub endpoint: String,
-    pub http_method: String,
-    pub http_status: u16,
-    pub error: u8,
-    pub error_type: String,
-    pub error_message: String,
-    pub cpu_us: u64,
-    pub sql_count: u32,
-    pub sql_us: u64,
-    pub ext_count: u32,
-    pub ext_us: u64,
-    pub fetch_us: u64,
-    pub client_address: String,
-    pub user_id: String,
-    pub trace_id: [u8; 16],
-    pub span_id: [u8; 8],
-}
-
-/// Columns of [`Summary`], in order.
-pub const SUMMARY_COLUMNS: &str = "end_ms, elapsed_us, service, instance, \
-    endpoint, http_method, http_status, error, error_type, error_message, cpu_us, sql_count, sql_us, \
-    ext_count, ext_us, fetch_us, client_address, user_id, trace_id, span_id";
-
-impl Summary {
-    pub fn to_json(&self) -> serde_json::Value {
-        json!({
-            "txid": format!("{}:{}", hex::encode(self.trace_id), hex::encode(self.span_id)),
-            "trace_id": hex::encode(self.trace_id), "span_id": hex::encode(self.span_id),
-            "end_ms": self.end_ms, "start_ms": self.end_ms - (self.elapsed_us / 1000) as i64,
-            "elapsed_ms": self.elapsed_us as f64 / 1000.0,
-            "service": self.service, "instance": self.instance, "endpoint": self.endpoint,
-            "http_method": self.http_method, "http_status": self.http_status,
-            "error": self.error == 1, "error_type": self.error_type, "error_message": self.error_message,
-            "cpu_ms": self.cpu_us as f64 / 1000.0,
-            "sql_count": self.sql_count, "sql_ms": self.sql_us as f64 / 1000.0,
-            "external_count": self.ext_count, "external_ms": self.ext_us as f64 / 1000.0,
-            "fetch_ms": self.fetch_us as f64 / 1000.0,
-            "client_address": self.client_address, "user_id": self.user_id,
-        })
-    }
+/// A transaction summary as every API answer shows it.
+pub fn summary_json(t: &TransactionRow) -> serde_json::Value {
+    json!({
+        "txid": format!("{}:{}", hex::encode(t.trace_id), hex::encode(t.span_id)),
+        "trace_id": hex::encode(t.trace_id), "span_id": hex::encode(t.span_id),
+        "end_ms": t.end_ms, "start_ms": t.end_ms - (t.elapsed_us / 1000) as i64,
+        "elapsed_ms": t.elapsed_us as f64 / 1000.0,
+        "service": t.service, "instance": t.instance, "endpoint": t.endpoint,
+        "http_method": t.http_method, "http_status": t.http_status,
+        "error": t.error == 1, "error_type": t.error_type, "error_message": t.error_message,
+        "cpu_ms": t.cpu_us as f64 / 1000.0,
+        "sql_count": t.sql_count, "sql_ms": t.sql_us as f64 / 1000.0,
+        "external_count": t.ext_count, "external_ms": t.ext_us as f64 / 1000.0,
+        "fetch_ms": t.fetch_us as f64 / 1000.0,
+        "client_address": t.client_address, "user_id": t.user_id,
+    })
 }
 
 /// `GET /api/v1/transactions` — the transactions inside a box (time × elapsed).
@@ -201,14 +171,14 @@ pub async fn transactions(s: &ApiState, q: Option<&str>) -> ApiResult {
         )
         .fetch_one()
         .await?;
-    let rows: Vec<Summary> = w
+    let rows: Vec<TransactionRow> = w
         .bind(s.store.client().query(&format!(
-            "SELECT {SUMMARY_COLUMNS} FROM transactions {} ORDER BY end_ms LIMIT {limit}",
+            "SELECT ?fields FROM transactions {} ORDER BY end_ms LIMIT {limit}",
             w.sql()
         )))
         .fetch_all()
         .await?;
-    let list: Vec<_> = rows.iter().map(Summary::to_json).collect();
+    let list: Vec<_> = rows.iter().map(summary_json).collect();
     Ok(json!({
         "from": r.from_ms, "to": r.to_ms, "total": total, "returned": list.len(),
         "truncated": total > list.len() as u64, "transactions": list,
