@@ -47,7 +47,7 @@ fn probe_request(n: u64) -> (String, Vec<u8>) {
     let mut trace = [0u8; 16];
     trace[..8].copy_from_slice(&0x7e57_0000_0000_0000u64.to_be_bytes());
     trace[8..].copy_from_slice(&(n + 1).to_be_bytes());
-    let span = (n + 1 | 1 << 63).to_be_bytes();
+    let span = ((n + 1) | (1 << 63)).to_be_bytes();
     let end = now_ns();
     let kv = |k: &str, v: &str| KeyValue {
         key: k.into(),

@@ -166,8 +166,8 @@ pub fn run(bin_dir: &Path, o: Options) -> anyhow::Result<()> {
 
     println!();
     println!(
-        "{:<46} {:>9} {:>9} {:>11}  {}",
-        "over the seeded store, through the HTTP API", "p50 ms", "p99 ms", "target ms", "answer"
+        "{:<46} {:>9} {:>9} {:>11}  answer",
+        "over the seeded store, through the HTTP API", "p50 ms", "p99 ms", "target ms"
     );
     for (name, ms, note, target) in rows {
         println!(
