@@ -234,3 +234,47 @@ fn bad_requests_get_clear_4xx_answers_and_are_counted() {
     // Still healthy after all that.
     assert_eq!(c.get("/health").0, 200);
 }
+
+/// Sends one raw gRPC frame to TraceService/Export with curl over h2c; returns the
+/// response headers (where a refusal's grpc-status stands).
+fn grpc_raw(c: &Collector, message: &[u8]) -> String {
+    let mut frame = vec![0u8];
+    frame.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    frame.extend_from_slice(message);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("frame");
+    std::fs::write(&path, frame).unwrap();
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "-i",
+            "--http2-prior-knowledge",
+            "-H",
+            "content-type: application/grpc",
+            "-H",
+            "te: trailers",
+        ])
+        .arg("--data-binary")
+        .arg(format!("@{}", path.display()))
+        .arg(format!(
+            "{}/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+            c.otlp_grpc
+        ))
+        .output()
+        .expect("running curl");
+    String::from_utf8_lossy(&out.stdout).to_lowercase()
+}
+
+#[test]
+fn malformed_and_oversized_grpc_requests_are_invalid_argument_and_counted() {
+    let c = Collector::start(StoreMode::Embedded, &[("TERN_MAX_REQUEST_BYTES", "65536")]);
+    let answer = grpc_raw(&c, &[0xff, 0xff, 0xff, 0x0f, 0x01]);
+    assert!(answer.contains("grpc-status: 3"), "{answer}");
+    assert!(answer.contains("decode"), "{answer}");
+    let answer = grpc_raw(&c, &vec![0u8; 100_000]);
+    assert!(answer.contains("grpc-status: 3"), "{answer}");
+    assert!(answer.contains("too%20large"), "{answer}");
+    let m = c.metrics();
+    assert_eq!(m["tern_ingest_bad_requests_total"]["malformed"], 1, "{m}");
+    assert_eq!(m["tern_ingest_bad_requests_total"]["too_large"], 1, "{m}");
+}

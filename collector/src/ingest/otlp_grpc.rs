@@ -1,6 +1,7 @@
 //! OTLP/gRPC: `opentelemetry.proto.collector.trace.v1.TraceService/Export`, gzip
 //! accepted. Metrics and logs services answer UNIMPLEMENTED with a clear message.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
@@ -26,7 +27,7 @@ use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use super::{AcceptError, Ingestor, RETRY_AFTER_SECS};
-use crate::server::metrics::BadRequest;
+use crate::server::metrics::{BadRequest, Metrics};
 
 /// The trace service.
 pub struct GrpcTraces {
@@ -114,4 +115,38 @@ pub fn metrics_server(ingestor: Ingestor) -> MetricsServiceServer<Unsupported> {
 
 pub fn logs_server(ingestor: Ingestor) -> LogsServiceServer<UnsupportedLogs> {
     LogsServiceServer::new(UnsupportedLogs(Unsupported { ingestor }))
+}
+
+/// Counts the requests tonic's decoder refuses before a handler runs, and answers them
+/// as INVALID_ARGUMENT: tonic says INTERNAL for a malformed message and OUT_OF_RANGE for
+/// one over the size limit, and OTLP exporters retry OUT_OF_RANGE, so an oversized batch
+/// would be sent again forever.
+pub fn decode_refusals(
+    metrics: Arc<Metrics>,
+) -> tower::util::MapResponseLayer<
+    impl FnMut(http::Response<tonic::body::Body>) -> http::Response<tonic::body::Body> + Clone,
+> {
+    tower::util::MapResponseLayer::new(move |mut res: http::Response<tonic::body::Body>| {
+        let header = |name: &str| res.headers().get(name).and_then(|v| v.to_str().ok());
+        let code = header("grpc-status").and_then(|v| v.parse::<i32>().ok());
+        // grpc-message is percent-encoded.
+        let message = header("grpc-message").unwrap_or("").replace("%20", " ");
+        let refused = match code {
+            Some(c) if c == Code::Internal as i32 && message.contains("decode") => {
+                Some(BadRequest::Malformed)
+            }
+            Some(c) if c == Code::OutOfRange as i32 && message.contains("too large") => {
+                Some(BadRequest::TooLarge)
+            }
+            _ => None,
+        };
+        if let Some(why) = refused {
+            metrics.bad_request(why);
+            res.headers_mut().insert(
+                "grpc-status",
+                http::HeaderValue::from(Code::InvalidArgument as i32),
+            );
+        }
+        res
+    })
 }

@@ -153,6 +153,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let grpc_listener = listen("otlp grpc", config.otlp.grpc_listen).await?;
     let grpc_addr = grpc_listener.local_addr().expect("bound listener");
     let router = tonic::transport::Server::builder()
+        .layer(ingest::otlp_grpc::decode_refusals(metrics.clone()))
         .add_service(ingest::otlp_grpc::trace_server(
             ingestor.clone(),
             config.otlp.max_request_bytes,
