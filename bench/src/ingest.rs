@@ -32,6 +32,10 @@ pub struct Options {
     /// Traces per request.
     #[arg(long, default_value_t = 100)]
     batch: u32,
+    /// Traces per second of load (0: as fast as the collector takes them). Measure
+    /// ingest-to-queryable latency below capacity, else it is just the queue's depth.
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
     /// Load protocol: grpc or http-protobuf.
     #[arg(long, default_value = "grpc")]
     protocol: String,
@@ -127,7 +131,8 @@ fn probe_loop(api: &str, otlp_http: &str, stop: &AtomicBool, out: &Mutex<Vec<f64
 pub fn run(bin_dir: &Path, o: Options) -> anyhow::Result<()> {
     let c = Collector::start(bin_dir, &[])?;
     let total = o.warmup + o.seconds;
-    println!("ingest: load tool {} at full rate, {} s warm-up + {} s measured, concurrency {}, batch {} traces",
+    let rate = if o.rate == 0 { "full rate".to_string() } else { format!("{} traces/s", o.rate) };
+    println!("ingest: load tool {} at {rate}, {} s warm-up + {} s measured, concurrency {}, batch {} traces",
         o.protocol, o.warmup, o.seconds, o.concurrency, o.batch);
     let load = Command::new(bin_dir.join("tern-loadgen"))
         .args([
@@ -138,7 +143,7 @@ pub fn run(bin_dir: &Path, o: Options) -> anyhow::Result<()> {
                 &c.otlp_http
             },
         ])
-        .args(["--protocol", &o.protocol, "--rate", "0", "--replay", "64"])
+        .args(["--protocol", &o.protocol, "--rate", &o.rate.to_string(), "--replay", "64"])
         .args([
             "--concurrency",
             &o.concurrency.to_string(),
