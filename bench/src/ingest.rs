@@ -131,7 +131,11 @@ fn probe_loop(api: &str, otlp_http: &str, stop: &AtomicBool, out: &Mutex<Vec<f64
 pub fn run(bin_dir: &Path, o: Options) -> anyhow::Result<()> {
     let c = Collector::start(bin_dir, &[])?;
     let total = o.warmup + o.seconds;
-    let rate = if o.rate == 0 { "full rate".to_string() } else { format!("{} traces/s", o.rate) };
+    let rate = if o.rate == 0 {
+        "full rate".to_string()
+    } else {
+        format!("{} traces/s", o.rate)
+    };
     println!("ingest: load tool {} at {rate}, {} s warm-up + {} s measured, concurrency {}, batch {} traces",
         o.protocol, o.warmup, o.seconds, o.concurrency, o.batch);
     let load = Command::new(bin_dir.join("tern-loadgen"))
@@ -143,7 +147,14 @@ pub fn run(bin_dir: &Path, o: Options) -> anyhow::Result<()> {
                 &c.otlp_http
             },
         ])
-        .args(["--protocol", &o.protocol, "--rate", &o.rate.to_string(), "--replay", "64"])
+        .args([
+            "--protocol",
+            &o.protocol,
+            "--rate",
+            &o.rate.to_string(),
+            "--replay",
+            "64",
+        ])
         .args([
             "--concurrency",
             &o.concurrency.to_string(),
