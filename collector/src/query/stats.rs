@@ -87,7 +87,7 @@ pub async fn endpoints(s: &ApiState, q: Option<&str>) -> ApiResult {
     let sql = format!(
         "SELECT service, endpoint, sum(calls) AS calls, sum(errors) AS errors, \
          sum(elapsed_sum_us) AS elapsed_sum_us, max(elapsed_max_us) AS elapsed_max_us, \
-         sum(sql_us) AS sql_us, sum(ext_us) AS ext_us, sumMapMerge(histogram) AS histogram \
+         sum(sql_us) AS sql_us, sum(ext_us) AS ext_us, sumMap(histogram) AS histogram \
          FROM endpoint_minutes {} GROUP BY service, endpoint ORDER BY calls DESC LIMIT {limit}",
         w.sql()
     );
