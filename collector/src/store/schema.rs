@@ -10,7 +10,8 @@
 //! max and the latency histogram by `sumMap` over fixed log-scale buckets, so rollups
 //! written by several collectors, or at several times, merge exactly. The histogram is a
 //! `SimpleAggregateFunction` (plain arrays), not an `AggregateFunction` state: merging
-//! states cost 230 ms for an hour of 600 endpoints, plain arrays 30 ms.
+//! states cost 230 ms for an hour of 600 endpoints, plain arrays 30 ms. Rollups are
+//! sorted by minute first: dashboards ask for a time range, and this reads only it.
 
 /// One migration: a version, a name, and its statements (`{db}`, `{ttl_days}` and
 /// `{rollup_ttl_days}` are substituted).
@@ -114,7 +115,7 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             histogram SimpleAggregateFunction(sumMap, Tuple(Array(UInt16), Array(UInt64)))
         ) ENGINE = AggregatingMergeTree
         PARTITION BY toYYYYMM(minute)
-        ORDER BY (service, endpoint, instance, minute)
+        ORDER BY (minute, service, endpoint, instance)
         TTL minute + INTERVAL {rollup_ttl_days} DAY
         SETTINGS non_replicated_deduplication_window = 1000"#,
         r#"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.endpoint_minutes_mv TO {db}.endpoint_minutes AS
@@ -140,7 +141,7 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             max_us SimpleAggregateFunction(max, UInt64)
         ) ENGINE = AggregatingMergeTree
         PARTITION BY toYYYYMM(minute)
-        ORDER BY (category, service, target, sql_hash, name, minute)
+        ORDER BY (minute, category, service, target, sql_hash, name)
         TTL minute + INTERVAL {rollup_ttl_days} DAY
         SETTINGS non_replicated_deduplication_window = 1000"#,
         r#"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.call_minutes_mv TO {db}.call_minutes AS
