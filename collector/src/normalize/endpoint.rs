@@ -119,12 +119,13 @@ fn is_id(seg: &str) -> bool {
     if b.len() > MAX_SEGMENT_LEN {
         return true;
     }
-    // Fast path for words: every rule below needs a digit, an `@` or a `%40`.
+    // Fast path for words: every rule below but the compound code needs a digit, an `@`
+    // or a `%40`.
     if !b
         .iter()
         .any(|&c| c.is_ascii_digit() || c == b'@' || c == b'%')
     {
-        return false;
+        return has_code_part(seg);
     }
     let mut digits = 0usize;
     let mut letters = 0usize;
@@ -174,8 +175,8 @@ fn is_id(seg: &str) -> bool {
 
 /// A compound code such as `SKU-4BAF8`, `INV-2024-001` or `order_12345`, told from words
 /// such as `page-404` or `report-2024`: a `-`/`_` separated part that mixes hex letters
-/// and digits (4+ characters), or is 5+ digits, or is 3+ digits beside an all-uppercase
-/// prefix.
+/// and digits (4+ characters), or is 5+ digits, or — beside an all-uppercase prefix — is
+/// 3+ digits or 4+ uppercase hex characters (`SKU-BEDFB`).
 fn has_code_part(seg: &str) -> bool {
     if !seg.contains(['-', '_']) {
         return false;
@@ -186,8 +187,12 @@ fn has_code_part(seg: &str) -> bool {
     seg.split(['-', '_']).any(|p| {
         let digits = p.bytes().filter(u8::is_ascii_digit).count();
         let hex = p.bytes().all(|c| c.is_ascii_hexdigit());
+        let upper_hex = p
+            .bytes()
+            .all(|c| c.is_ascii_digit() || (b'A'..=b'F').contains(&c));
         (hex && p.len() >= 4 && digits > 0 && digits < p.len())
             || (digits == p.len() && (digits >= 5 || (digits >= 3 && upper_prefix)))
+            || (upper_prefix && upper_hex && p.len() >= 4 && p.len() < seg.len())
     })
 }
 
@@ -434,6 +439,8 @@ mod tests {
     #[test]
     fn compound_codes_become_ids_and_hyphenated_words_stay() {
         assert_eq!(normalize_path("/api/stock/SKU-4BAF8"), "/api/stock/{id}");
+        assert_eq!(normalize_path("/api/stock/SKU-BEDFB"), "/api/stock/{id}");
+        assert_eq!(normalize_path("/api/API-BETA"), "/api/API-BETA");
         assert_eq!(
             normalize_path("/invoices/INV-2024-001/pdf"),
             "/invoices/{id}/pdf"
