@@ -96,7 +96,7 @@ impl Writer {
     }
 
     /// Reads and derives a batch: up to `batch_spans` spans, or whatever came within the
-    /// flush interval. Idle waits also finish an insert in flight, so the log is
+    /// flush interval while the writer is caught up. Idle waits also finish an insert in flight, so the log is
     /// committed promptly when traffic stops.
     async fn gather(
         &mut self,
@@ -153,7 +153,12 @@ impl Writer {
             self.metrics
                 .endpoints_folded
                 .store(self.deriver.endpoints_folded(), Relaxed);
-            if rows.spans.len() >= self.config.batch_spans || Instant::now() >= deadline {
+            // Behind (the log already holds more): fill the batch, bigger parts cost the
+            // store less. Caught up: the flush interval bounds the wait.
+            let behind = self.wal.end() > *pos;
+            if rows.spans.len() >= self.config.batch_spans
+                || (!behind && Instant::now() >= deadline)
+            {
                 return rows;
             }
         }
