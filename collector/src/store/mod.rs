@@ -180,12 +180,14 @@ impl Store {
     /// with the same token is deduplicated by ClickHouse, so a retry after a half-failed
     /// attempt does not double rows.
     pub async fn insert(&self, rows: &Rows, token: &str) -> Result<(), StoreError> {
-        self.insert_table("spans", &rows.spans, token).await?;
-        self.insert_table("transactions", &rows.transactions, token)
+        // What is referenced goes in before what refers to it: once a transaction is
+        // visible, its spans, resource and SQL texts are too.
+        self.insert_table("resources", &rows.resources, token)
             .await?;
         self.insert_table("sql_fingerprints", &rows.fingerprints, token)
             .await?;
-        self.insert_table("resources", &rows.resources, token)
+        self.insert_table("spans", &rows.spans, token).await?;
+        self.insert_table("transactions", &rows.transactions, token)
             .await?;
         Ok(())
     }

@@ -34,14 +34,6 @@ fn wait_for(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A standalone ClickHouse engine (`tern-chdb`) serving a data directory over HTTP.
 pub struct ChdbServer {
     pub dir: PathBuf,
@@ -53,7 +45,7 @@ impl ChdbServer {
     pub fn start(dir: &Path) -> ChdbServer {
         let mut s = ChdbServer {
             dir: dir.to_path_buf(),
-            port: free_port(),
+            port: 0,
             child: None,
         };
         s.restart();
@@ -64,18 +56,37 @@ impl ChdbServer {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// (Re)starts the server on the same port and directory.
+    /// (Re)starts the server on the same directory. The first start binds a free port
+    /// itself (port 0, read back from its output: no window for another test to take
+    /// it); restarts bind that same port again.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "already running");
-        let child = Command::new(bin_dir().join("tern-chdb"))
+        let mut child = Command::new(bin_dir().join("tern-chdb"))
             .arg("--path")
             .arg(&self.dir)
             .arg("--listen")
             .arg(format!("127.0.0.1:{}", self.port))
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawning tern-chdb (build it first: cargo build --workspace --bins)");
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().expect("piped stdout")),
+            &mut line,
+        )
+        .expect("reading tern-chdb's url");
+        let port = line
+            .trim()
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("tern-chdb printed {line:?}, not its url"));
+        assert!(
+            self.port == 0 || self.port == port,
+            "restarted on another port"
+        );
+        self.port = port;
         self.child = Some(child);
         let url = format!("{}/ping", self.url());
         wait_for("tern-chdb to answer /ping", Duration::from_secs(60), || {
