@@ -80,7 +80,7 @@ pub struct Config {
 ///
 /// Starts from defaults overridden by the environment ([`ENV_VARS`]); each setter
 /// overrides both.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Builder {
     pub(crate) config: Config,
     pub(crate) error: Option<ConfigError>,
@@ -114,15 +114,6 @@ fn parse_endpoint(name: &'static str, v: &str) -> Result<String, ConfigError> {
         return Err(invalid(name, v, "expected an http:// or https:// URL"));
     }
     Ok(v.trim_end_matches('/').to_string())
-}
-
-impl Default for Builder {
-    fn default() -> Self {
-        Builder {
-            config: Config::default(),
-            error: None,
-        }
-    }
 }
 
 impl Default for Config {
