@@ -1,1 +1,202 @@
-fn main() {}
+//! Cost per span, side by side in one run: no subscriber, the `tracing-subscriber`
+//! registry alone, `tracing-opentelemetry` with the OpenTelemetry SDK batch exporter to
+//! a no-op exporter, and the Tern layer (spans converted to OTLP and discarded on the
+//! exporter thread). One span = new, enter, exit, close, with three fields.
+//!
+//! `cargo bench -p tern-agent --bench span_cost`
+//!
+//! After criterion's figures it prints allocations per span on the application thread
+//! (a counting global allocator) and the Tern layer's export counters.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, Criterion};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+use tracing::Dispatch;
+use tracing_subscriber::prelude::*;
+
+// ---- allocation counting (application thread only) ----
+
+struct Counting;
+
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+thread_local! {
+    static COUNT_HERE: Cell<bool> = const { Cell::new(false) };
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNT_HERE.try_with(|c| c.get()).unwrap_or(false) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNT_HERE.try_with(|c| c.get()).unwrap_or(false) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+// ---- the stacks ----
+
+#[derive(Debug)]
+struct NoopExporter;
+
+impl SpanExporter for NoopExporter {
+    fn export(
+        &self,
+        batch: Vec<SpanData>,
+    ) -> impl std::future::Future<Output = OTelSdkResult> + Send {
+        drop(black_box(batch));
+        async { Ok(()) }
+    }
+}
+
+struct Stack {
+    name: &'static str,
+    dispatch: Dispatch,
+    tern: Option<(tern_agent::TernLayer, tern_agent::Guard)>,
+    _otel: Option<SdkTracerProvider>,
+}
+
+fn stacks() -> Vec<Stack> {
+    let provider = SdkTracerProvider::builder()
+        .with_batch_exporter(NoopExporter)
+        .build();
+    let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer("bench"));
+    let (tern, guard) = tern_agent::builder()
+        .service_name("bench")
+        .transport(tern_agent::Transport::Discard)
+        .queue_size(1 << 16)
+        .export_interval(Duration::from_millis(5))
+        .build()
+        .expect("tern layer");
+    vec![
+        Stack {
+            name: "no subscriber",
+            dispatch: Dispatch::none(),
+            tern: None,
+            _otel: None,
+        },
+        Stack {
+            name: "registry alone",
+            dispatch: Dispatch::new(tracing_subscriber::registry()),
+            tern: None,
+            _otel: None,
+        },
+        Stack {
+            name: "tracing-opentelemetry + SDK batch (no-op exporter)",
+            dispatch: Dispatch::new(tracing_subscriber::registry().with(otel)),
+            tern: None,
+            _otel: Some(provider),
+        },
+        Stack {
+            name: "tern-agent layer",
+            dispatch: Dispatch::new(tracing_subscriber::registry().with(tern.clone())),
+            tern: Some((tern, guard)),
+            _otel: None,
+        },
+    ]
+}
+
+/// One span: new, enter, exit, close, three fields.
+#[inline(never)]
+fn one_span(i: u64) {
+    let span = tracing::info_span!("load_cart", user.id = i, cart.kind = "web", cached = false);
+    let _entered = span.enter();
+    black_box(&span);
+}
+
+/// Runs `f` inside an open transaction (an entry span), so each measured span is a
+/// method in a call tree, as in a real service.
+fn in_transaction<R>(d: &Dispatch, f: impl FnOnce() -> R) -> R {
+    tracing::dispatcher::with_default(d, || {
+        let root = tracing::info_span!("GET /cart", otel.kind = "server", http.route = "/cart");
+        let _g = root.enter();
+        f()
+    })
+}
+
+fn bench(c: &mut Criterion) {
+    let stacks = stacks();
+    let mut g = c.benchmark_group("span (new+enter+exit+close, 3 fields)");
+    for s in &stacks {
+        g.bench_function(s.name, |b| {
+            in_transaction(&s.dispatch, || {
+                let mut i = 0u64;
+                b.iter(|| {
+                    i += 1;
+                    one_span(i)
+                })
+            })
+        });
+    }
+    g.finish();
+
+    println!("\nper span, application thread ({} spans each):", SPANS);
+    println!("| stack | ns/span (plain loop) | allocations/span |");
+    println!("| --- | ---: | ---: |");
+    for s in &stacks {
+        let (ns, allocs) = in_transaction(&s.dispatch, measure);
+        println!("| {} | {:.0} | {:.2} |", s.name, ns, allocs);
+    }
+    for s in stacks {
+        if let Some((layer, guard)) = s.tern {
+            drop(guard);
+            let st = layer.stats();
+            println!(
+                "\ntern-agent export counters after the run: exported {} dropped {} (drops: the queue was full)",
+                st.exported_spans, st.dropped_spans
+            );
+        }
+    }
+}
+
+const SPANS: u64 = 1_000_000;
+
+fn measure() -> (f64, f64) {
+    for i in 0..10_000 {
+        one_span(i);
+    }
+    COUNT_HERE.with(|c| c.set(true));
+    let before = ALLOCS.load(Ordering::Relaxed);
+    let start = Instant::now();
+    for i in 0..SPANS {
+        one_span(i);
+    }
+    let elapsed = start.elapsed();
+    let allocs = ALLOCS.load(Ordering::Relaxed) - before;
+    COUNT_HERE.with(|c| c.set(false));
+    (
+        elapsed.as_nanos() as f64 / SPANS as f64,
+        allocs as f64 / SPANS as f64,
+    )
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(30);
+    targets = bench
+}
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
