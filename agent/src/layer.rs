@@ -327,7 +327,16 @@ impl FinishedSpan {
         }
         let name: Cow<'static, str> = match (&fields.otel_name, category) {
             (Some(n), _) => Cow::Owned(n.clone()),
-            (None, Category::Entry) if fields.tower_http => fields.endpoint(name),
+            // HTTP server spans are named `{method} {route}` (OpenTelemetry HTTP
+            // conventions), whatever the span was called in code.
+            (None, Category::Entry)
+                if fields.tower_http
+                    || fields
+                        .get(&["http.request.method", "http.method"])
+                        .is_some() =>
+            {
+                fields.endpoint(name)
+            }
             _ => Cow::Borrowed(name),
         };
         FinishedSpan {
