@@ -113,7 +113,7 @@ impl Fields {
         self.attrs.iter().any(|(n, _)| keys.contains(n))
     }
 
-    fn set(&mut self, key: &'static str, value: AttrValue) {
+    pub(crate) fn set(&mut self, key: &'static str, value: AttrValue) {
         match self.attrs.iter_mut().find(|(n, _)| *n == key) {
             Some(slot) => slot.1 = value,
             None => self.attrs.push((key, value)),

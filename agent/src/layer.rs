@@ -10,7 +10,7 @@ use tern_proto::v1::ActivityKind;
 use tracing_core::span::{Attributes, Id, Record};
 use tracing_core::{Event, Level, Subscriber};
 use tracing_subscriber::layer::Context;
-use tracing_subscriber::registry::{LookupSpan, SpanRef};
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
 use crate::active::{ActiveRegistry, Detail, TxState};
@@ -52,6 +52,9 @@ pub(crate) struct SpanRecord {
     pub fields: Fields,
     pub start_unix_nano: u64,
     pub errors: Vec<ErrorEvent>,
+    /// What the transaction goes back to doing when this span ends: the parent's
+    /// activity, captured at creation so closing needs no lookup.
+    pub parent_activity: (ActivityKind, &'static str, u64),
 }
 
 impl SpanRecord {
@@ -123,10 +126,22 @@ where
         attrs.record(&mut Recorder(&mut fields));
         let start = now_unix_nano();
         let span_id = next_u64();
+        let mut parent_activity = (ActivityKind::Method, "", 0);
         let parent = span.parent().and_then(|p| {
-            p.extensions()
-                .get::<SpanRecord>()
-                .map(|r| (r.tx.clone(), r.span_id))
+            p.extensions().get::<SpanRecord>().map(|r| {
+                let name = if r.category == Category::Entry {
+                    ""
+                } else {
+                    r.name
+                };
+                let kind = match r.category {
+                    Category::Sql => ActivityKind::Sql,
+                    Category::External => ActivityKind::External,
+                    _ => ActivityKind::Method,
+                };
+                parent_activity = (kind, name, r.start_unix_nano);
+                (r.tx.clone(), r.span_id)
+            })
         });
         let category = fields.category(meta.name(), meta.target(), parent.is_none());
         let (tx, parent_span_id) = match (category, parent) {
@@ -174,6 +189,7 @@ where
             fields,
             start_unix_nano: start,
             errors: Vec::new(),
+            parent_activity,
         };
         if category != Category::Entry {
             let (kind, detail) = rec.activity();
@@ -212,8 +228,7 @@ where
         };
         if let Some(status) = ef.status.filter(|_| tower) {
             rec.fields
-                .attrs
-                .push(("http.response.status_code", AttrValue::I64(status)));
+                .set("http.response.status_code", AttrValue::I64(status));
         }
         if !is_error {
             return;
@@ -245,7 +260,15 @@ where
                 true
             }
             _ => {
-                rec.tx.end_activity(rec.span_id, || parent_activity(&span));
+                let (kind, name, since) = rec.parent_activity;
+                rec.tx.end_activity(rec.span_id, || {
+                    let detail = if name.is_empty() {
+                        Detail::None
+                    } else {
+                        Detail::Static(name)
+                    };
+                    Some((rec.parent_span_id, kind, detail, since))
+                });
                 rec.tx.sampled
             }
         };
@@ -262,17 +285,6 @@ where
             FinishedSpan::new(rec, end, first_error),
         );
     }
-}
-
-fn parent_activity<S>(span: &SpanRef<'_, S>) -> Option<(u64, ActivityKind, Detail, u64)>
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-{
-    let parent = span.parent()?;
-    let ext = parent.extensions();
-    let rec = ext.get::<SpanRecord>()?;
-    let (kind, detail) = rec.activity();
-    Some((rec.span_id, kind, detail, rec.start_unix_nano))
 }
 
 /// The W3C `traceparent` of the current span, to send with an outgoing call so that the
@@ -314,6 +326,7 @@ impl FinishedSpan {
             mut fields,
             start_unix_nano,
             mut errors,
+            parent_activity: _,
         } = rec;
         if let Some((error_type, message)) = first_error {
             fields.error = Some(message.clone());
