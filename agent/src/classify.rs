@@ -37,21 +37,120 @@ pub enum OtelKind {
 
 impl OtelKind {
     fn parse(s: &str) -> Option<OtelKind> {
-        Some(match s.to_ascii_lowercase().as_str() {
-            "internal" => OtelKind::Internal,
-            "server" => OtelKind::Server,
-            "client" => OtelKind::Client,
-            "producer" => OtelKind::Producer,
-            "consumer" => OtelKind::Consumer,
-            _ => return None,
-        })
+        [
+            ("internal", OtelKind::Internal),
+            ("server", OtelKind::Server),
+            ("client", OtelKind::Client),
+            ("producer", OtelKind::Producer),
+            ("consumer", OtelKind::Consumer),
+        ]
+        .into_iter()
+        .find(|(name, _)| s.eq_ignore_ascii_case(name))
+        .map(|(_, k)| k)
+    }
+}
+
+const INLINE: usize = 22;
+
+/// A string field value. Up to 22 bytes are kept inline: most field values (names,
+/// methods, short ids) cost no allocation, and no memory crosses from the application's
+/// threads to the exporter thread, where freeing it would contend on the allocator.
+#[derive(Clone)]
+pub enum Text {
+    Inline { len: u8, buf: [u8; INLINE] },
+    Heap(String),
+}
+
+impl Default for Text {
+    fn default() -> Self {
+        Text::Inline {
+            len: 0,
+            buf: [0; INLINE],
+        }
+    }
+}
+
+impl Text {
+    /// Copies `s`, inline when short.
+    pub fn new(s: &str) -> Text {
+        let mut t = Text::default();
+        t.push_str(s);
+        t
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            // Only whole UTF-8 strings are ever copied in (see `push_str`).
+            Text::Inline { len, buf } => std::str::from_utf8(&buf[..*len as usize]).unwrap_or(""),
+            Text::Heap(s) => s,
+        }
+    }
+
+    pub fn into_string(self) -> String {
+        match self {
+            Text::Heap(s) => s,
+            inline => inline.as_str().to_string(),
+        }
+    }
+
+    fn push_str(&mut self, s: &str) {
+        match self {
+            Text::Inline { len, buf } => {
+                let l = *len as usize;
+                if l + s.len() <= INLINE {
+                    buf[l..l + s.len()].copy_from_slice(s.as_bytes());
+                    *len = (l + s.len()) as u8;
+                } else {
+                    let mut heap = String::with_capacity(l + s.len());
+                    heap.push_str(std::str::from_utf8(&buf[..l]).unwrap_or(""));
+                    heap.push_str(s);
+                    *self = Text::Heap(heap);
+                }
+            }
+            Text::Heap(h) => h.push_str(s),
+        }
+    }
+}
+
+impl fmt::Write for Text {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.push_str(s);
+        Ok(())
+    }
+}
+
+impl From<String> for Text {
+    fn from(s: String) -> Text {
+        if s.len() <= INLINE {
+            Text::new(&s)
+        } else {
+            Text::Heap(s)
+        }
+    }
+}
+
+impl From<&str> for Text {
+    fn from(s: &str) -> Text {
+        Text::new(s)
+    }
+}
+
+impl PartialEq for Text {
+    fn eq(&self, other: &Text) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl fmt::Debug for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
     }
 }
 
 /// A recorded field value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AttrValue {
-    Str(String),
+    Str(Text),
     I64(i64),
     F64(f64),
     Bool(bool),
@@ -60,7 +159,7 @@ pub enum AttrValue {
 impl AttrValue {
     pub(crate) fn as_str(&self) -> Option<&str> {
         match self {
-            AttrValue::Str(s) => Some(s),
+            AttrValue::Str(s) => Some(s.as_str()),
             _ => None,
         }
     }
@@ -69,7 +168,7 @@ impl AttrValue {
 impl fmt::Display for AttrValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            AttrValue::Str(s) => f.write_str(s),
+            AttrValue::Str(s) => f.write_str(s.as_str()),
             AttrValue::I64(v) => write!(f, "{v}"),
             AttrValue::F64(v) => write!(f, "{v}"),
             AttrValue::Bool(v) => write!(f, "{v}"),
@@ -156,11 +255,11 @@ impl Fields {
                         .unwrap_or_else(|| "/".into()),
                     None => path,
                 };
-                self.set("url.path", AttrValue::Str(path));
+                self.set("url.path", AttrValue::Str(path.into()));
             }
             "version" if self.tower_http => self.set(
                 "network.protocol.version",
-                AttrValue::Str(value.to_string()),
+                AttrValue::Str(Text::from(value.to_string())),
             ),
             _ => self.set(name, value),
         }
@@ -253,13 +352,14 @@ impl Visit for Recorder<'_> {
         self.0.record(field, AttrValue::Bool(value));
     }
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.record(field, AttrValue::Str(value.to_string()));
+        self.0.record(field, AttrValue::Str(Text::new(value)));
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.0.record(field, AttrValue::Str(value.to_string()));
+        self.0
+            .record(field, AttrValue::Str(Text::from(value.to_string())));
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        let mut s = String::new();
+        let mut s = Text::default();
         let _ = write!(s, "{value:?}");
         self.0.record(field, AttrValue::Str(s));
     }
@@ -333,6 +433,20 @@ mod tests {
 
     fn s(v: &str) -> AttrValue {
         AttrValue::Str(v.into())
+    }
+
+    #[test]
+    fn short_text_stays_inline_and_long_text_spills() {
+        let short = Text::new("web");
+        assert!(matches!(short, Text::Inline { .. }));
+        assert_eq!(short.as_str(), "web");
+        let mut t = Text::new("0123456789");
+        let tail = "abcdefghijklmnopqrstuvwxyz";
+        write!(t, "{tail}").unwrap();
+        assert!(matches!(t, Text::Heap(_)));
+        assert_eq!(t.as_str(), "0123456789abcdefghijklmnopqrstuvwxyz");
+        assert_eq!(Text::from("é".repeat(11)).as_str(), "é".repeat(11));
+        assert_eq!(Text::from("é".repeat(12)).into_string(), "é".repeat(12));
     }
 
     #[test]

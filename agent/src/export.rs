@@ -231,18 +231,20 @@ async fn run_exporter(
     let resource = otlp::resource(&config.service_name, &config.instance);
     let mut client = channel.map(TraceServiceClient::new);
     let mut deadline: Option<Instant> = None;
+    let mut batch: Vec<FinishedSpan> = Vec::with_capacity(config.batch_size);
     loop {
         if deadline.is_none() && *stop.borrow() {
             deadline = Some(Instant::now() + config.shutdown_timeout);
         }
         loop {
-            let batch: Vec<FinishedSpan> = rx.try_iter().take(config.batch_size).collect();
+            // One buffer, reused: no large allocation per batch.
+            batch.extend(rx.try_iter().take(config.batch_size));
             if batch.is_empty() {
                 break;
             }
             let n = batch.len() as u64;
             let full = batch.len() == config.batch_size;
-            let req = otlp::request(&resource, batch);
+            let req = otlp::request(&resource, batch.drain(..));
             send(
                 &mut client,
                 req,

@@ -24,7 +24,7 @@ fn s(key: &str, v: &str) -> KeyValue {
 
 fn value(v: AttrValue) -> any_value::Value {
     match v {
-        AttrValue::Str(s) => any_value::Value::StringValue(s),
+        AttrValue::Str(s) => any_value::Value::StringValue(s.into_string()),
         AttrValue::I64(i) => any_value::Value::IntValue(i),
         AttrValue::F64(f) => any_value::Value::DoubleValue(f),
         AttrValue::Bool(b) => any_value::Value::BoolValue(b),
@@ -106,7 +106,10 @@ pub(crate) fn span(f: FinishedSpan) -> Span {
 }
 
 /// One export request for a batch.
-pub(crate) fn request(resource: &Resource, batch: Vec<FinishedSpan>) -> ExportTraceServiceRequest {
+pub(crate) fn request(
+    resource: &Resource,
+    batch: impl Iterator<Item = FinishedSpan>,
+) -> ExportTraceServiceRequest {
     ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
             resource: Some(resource.clone()),
@@ -116,7 +119,7 @@ pub(crate) fn request(resource: &Resource, batch: Vec<FinishedSpan>) -> ExportTr
                     version: env!("CARGO_PKG_VERSION").into(),
                     ..Default::default()
                 }),
-                spans: batch.into_iter().map(span).collect(),
+                spans: batch.map(span).collect(),
                 schema_url: String::new(),
             }],
             schema_url: String::new(),
