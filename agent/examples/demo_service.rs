@@ -176,9 +176,9 @@ async fn drive(base: String, rate: u64) {
     let pause = Duration::from_micros(1_000_000 / rate.max(1));
     loop {
         let r = rand_below(100);
-        let req = if r < 60 {
+        let req = if r < 55 {
             client.get(format!("{base}/products/{}", rand_below(50) + 1))
-        } else if r < 98 {
+        } else if r < 90 {
             client.post(format!("{base}/orders"))
         } else {
             client.get(format!("{base}/reports/sales"))

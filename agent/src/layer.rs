@@ -368,3 +368,62 @@ impl FinishedSpan {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tracing_subscriber::prelude::*;
+
+    fn run(sample_ratio: f64, f: impl FnOnce()) -> crate::Stats {
+        let (layer, guard) = crate::Builder::default()
+            .transport(crate::Transport::Discard)
+            .sample_ratio(sample_ratio)
+            .build()
+            .unwrap();
+        let stats = layer.clone();
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), f);
+        drop(guard);
+        stats.stats()
+    }
+
+    fn transaction() {
+        let _t = tracing::info_span!("GET /a", otel.kind = "server").entered();
+        let _m = tracing::info_span!("work").entered();
+        let _q = tracing::info_span!("q", db.statement = "SELECT 1").entered();
+    }
+
+    #[test]
+    fn exports_every_span_of_sampled_transactions() {
+        let s = run(1.0, transaction);
+        assert_eq!((s.exported_spans, s.dropped_spans), (3, 0));
+        assert_eq!(s.active_transactions, 0);
+    }
+
+    #[test]
+    fn unsampled_transactions_still_export_their_entry_span() {
+        let s = run(0.0, || {
+            transaction();
+            transaction();
+        });
+        assert_eq!((s.exported_spans, s.dropped_spans), (2, 0));
+    }
+
+    #[test]
+    fn nested_spans_share_the_trace_and_traceparent_points_at_the_current_span() {
+        let (layer, _guard) = crate::Builder::default()
+            .transport(crate::Transport::Discard)
+            .build()
+            .unwrap();
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+            assert_eq!(super::current_traceparent(), None, "outside any span");
+            let root = tracing::info_span!("job").entered();
+            let outer = super::current_traceparent().unwrap();
+            let child = tracing::info_span!("step").entered();
+            let inner = super::current_traceparent().unwrap();
+            assert_eq!(inner.trace_id, outer.trace_id);
+            assert_ne!(inner.span_id, outer.span_id);
+            drop(child);
+            assert_eq!(super::current_traceparent(), Some(outer));
+            drop(root);
+        });
+    }
+}
