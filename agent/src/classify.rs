@@ -86,13 +86,6 @@ impl Text {
         }
     }
 
-    pub fn into_string(self) -> String {
-        match self {
-            Text::Heap(s) => s,
-            inline => inline.as_str().to_string(),
-        }
-    }
-
     fn push_str(&mut self, s: &str) {
         match self {
             Text::Inline { len, buf } => {
@@ -446,7 +439,7 @@ mod tests {
         assert!(matches!(t, Text::Heap(_)));
         assert_eq!(t.as_str(), "0123456789abcdefghijklmnopqrstuvwxyz");
         assert_eq!(Text::from("é".repeat(11)).as_str(), "é".repeat(11));
-        assert_eq!(Text::from("é".repeat(12)).into_string(), "é".repeat(12));
+        assert_eq!(Text::from("é".repeat(12)).as_str(), "é".repeat(12));
     }
 
     #[test]

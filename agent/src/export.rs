@@ -10,9 +10,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use tern_proto::v1::live_service_client::LiveServiceClient;
 use tern_proto::v1::{ActiveSnapshot, AgentHeartbeat, AgentHello, RemoteSettings};
 use tokio::sync::watch;
@@ -228,8 +227,8 @@ async fn run_exporter(
     channel: Option<Channel>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let resource = otlp::resource(&config.service_name, &config.instance);
-    let mut client = channel.map(TraceServiceClient::new);
+    let mut encoder = otlp::RequestEncoder::new(&config.service_name, &config.instance);
+    let mut client = channel.map(tonic::client::Grpc::new);
     let mut deadline: Option<Instant> = None;
     let mut batch: Vec<FinishedSpan> = Vec::with_capacity(config.batch_size);
     loop {
@@ -244,7 +243,7 @@ async fn run_exporter(
             }
             let n = batch.len() as u64;
             let full = batch.len() == config.batch_size;
-            let req = otlp::request(&resource, batch.drain(..));
+            let req = encoder.encode(batch.drain(..));
             send(
                 &mut client,
                 req,
@@ -272,9 +271,30 @@ async fn run_exporter(
     shared.counters.dropped.fetch_add(left, Ordering::Relaxed);
 }
 
+/// One OTLP export call with pre-encoded request bytes.
+async fn export(
+    client: &mut tonic::client::Grpc<Channel>,
+    req: Bytes,
+) -> Result<
+    opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse,
+    tonic::Status,
+> {
+    client
+        .ready()
+        .await
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static(
+        "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+    );
+    client
+        .unary(tonic::Request::new(req), path, otlp::RawCodec)
+        .await
+        .map(tonic::Response::into_inner)
+}
+
 async fn send(
-    client: &mut Option<TraceServiceClient<Channel>>,
-    req: ExportTraceServiceRequest,
+    client: &mut Option<tonic::client::Grpc<Channel>>,
+    req: Bytes,
     n: u64,
     shared: &Shared,
     stop: &mut watch::Receiver<bool>,
@@ -290,10 +310,9 @@ async fn send(
     };
     let mut backoff = MIN_BACKOFF;
     loop {
-        match client.export(req.clone()).await {
+        match export(client, req.clone()).await {
             Ok(resp) => {
                 let rejected = resp
-                    .into_inner()
                     .partial_success
                     .map(|p| p.rejected_spans.max(0) as u64)
                     .unwrap_or(0)
