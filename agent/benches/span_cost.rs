@@ -1,7 +1,7 @@
 //! Cost per span, side by side in one run: no subscriber, the `tracing-subscriber`
 //! registry alone, `tracing-opentelemetry` with the OpenTelemetry SDK batch exporter to
-//! a no-op exporter, and the Tern layer (spans converted to OTLP and discarded on the
-//! exporter thread). One span = new, enter, exit, close, with three fields.
+//! a no-op exporter, and the Tern layer (spans encoded to OTLP protobuf bytes and
+//! discarded on the exporter thread). One span = new, enter, exit, close, with three fields.
 //!
 //! `cargo bench -p tern-agent --bench span_cost`
 //!
