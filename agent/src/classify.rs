@@ -258,6 +258,25 @@ impl Fields {
         }
     }
 
+    /// Takes values recorded later (`Span::record`) over earlier ones.
+    pub fn merge(&mut self, later: Fields) {
+        for (k, v) in later.attrs {
+            self.set(k, v);
+        }
+        if later.otel_kind.is_some() {
+            self.otel_kind = later.otel_kind;
+        }
+        if later.otel_name.is_some() {
+            self.otel_name = later.otel_name;
+        }
+        if later.error.is_some() {
+            self.error = later.error;
+        }
+        if later.traceparent.is_some() {
+            self.traceparent = later.traceparent;
+        }
+    }
+
     /// Decides the span's category. `is_root`: no parent span known to the agent.
     pub fn category(&self, name: &str, target: &str, is_root: bool) -> Category {
         if matches!(self.otel_kind, Some(OtelKind::Server | OtelKind::Consumer))
@@ -440,6 +459,17 @@ mod tests {
         assert_eq!(t.as_str(), "0123456789abcdefghijklmnopqrstuvwxyz");
         assert_eq!(Text::from("é".repeat(11)).as_str(), "é".repeat(11));
         assert_eq!(Text::from("é".repeat(12)).as_str(), "é".repeat(12));
+    }
+
+    #[test]
+    fn later_values_replace_earlier_ones() {
+        let mut f = fields(&[("http.route", s("/a")), ("n", AttrValue::I64(1))]);
+        let mut later = fields(&[("http.route", s("/b"))]);
+        later.error = Some("bad".into());
+        f.merge(later);
+        assert_eq!(f.get(&["http.route"]), Some(&s("/b")));
+        assert_eq!(f.get(&["n"]), Some(&AttrValue::I64(1)));
+        assert_eq!(f.error.as_deref(), Some("bad"));
     }
 
     #[test]

@@ -200,11 +200,18 @@ where
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
+        // Record outside the extensions lock: a field's `Debug` impl is user code and
+        // may itself use tracing (or `current_traceparent`) on this span.
+        let mut later = Fields {
+            tower_http: span.metadata().target().starts_with("tower_http"),
+            ..Fields::default()
+        };
+        values.record(&mut Recorder(&mut later));
         let mut ext = span.extensions_mut();
         let Some(rec) = ext.get_mut::<SpanRecord>() else {
             return;
         };
-        values.record(&mut Recorder(&mut rec.fields));
+        rec.fields.merge(later);
         if rec.category == Category::Entry {
             update_live(&rec.tx, &rec.fields, rec.name);
         }
