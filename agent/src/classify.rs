@@ -189,7 +189,8 @@ pub struct Fields {
     /// `Some` when an `error` field (true or a message) or `otel.status_code = "ERROR"`
     /// was recorded; the message may be empty.
     pub error: Option<String>,
-    pub traceparent: Option<TraceParent>,
+    /// Boxed: rare, and its 16-byte alignment would pad every span record.
+    pub traceparent: Option<Box<TraceParent>>,
     /// Set for tower-http spans: `method` and `uri` map to HTTP attributes.
     pub tower_http: bool,
 }
@@ -234,7 +235,7 @@ impl Fields {
                 other => self.error = Some(other.to_string()),
             },
             "traceparent" => {
-                self.traceparent = value.as_str().and_then(TraceParent::parse);
+                self.traceparent = value.as_str().and_then(TraceParent::parse).map(Box::new);
             }
             "method" if self.tower_http => self.set("http.request.method", value),
             "uri" if self.tower_http => {

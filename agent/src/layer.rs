@@ -146,21 +146,22 @@ where
         let category = fields.category(meta.name(), meta.target(), parent.is_none());
         let (tx, parent_span_id) = match (category, parent) {
             (Category::Entry, parent) => {
-                let (trace_id, parent_span_id, sampled) = match (fields.traceparent, &parent) {
-                    (Some(tp), _) => {
-                        let sampled = if self.shared.parent_based {
-                            tp.sampled
-                        } else {
-                            self.shared.sampled(tp.trace_id)
-                        };
-                        (tp.trace_id, tp.span_id, sampled)
-                    }
-                    (None, Some((ptx, pid))) => (ptx.trace_id, *pid, ptx.sampled),
-                    (None, None) => {
-                        let t = next_trace_id();
-                        (t, 0, self.shared.sampled(t))
-                    }
-                };
+                let (trace_id, parent_span_id, sampled) =
+                    match (fields.traceparent.as_deref(), &parent) {
+                        (Some(tp), _) => {
+                            let sampled = if self.shared.parent_based {
+                                tp.sampled
+                            } else {
+                                self.shared.sampled(tp.trace_id)
+                            };
+                            (tp.trace_id, tp.span_id, sampled)
+                        }
+                        (None, Some((ptx, pid))) => (ptx.trace_id, *pid, ptx.sampled),
+                        (None, None) => {
+                            let t = next_trace_id();
+                            (t, 0, self.shared.sampled(t))
+                        }
+                    };
                 if fields.tower_http || fields.traceparent.is_some() {
                     fields.otel_kind.get_or_insert(OtelKind::Server);
                 }
