@@ -75,11 +75,21 @@ impl SpanRecord {
     }
 }
 
+/// Wall-clock time in Unix nanoseconds (`clock_gettime` directly: this runs twice per
+/// span, and `SystemTime` adds a checked subtraction on top).
 pub(crate) fn now_unix_nano() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid out-pointer; CLOCK_REALTIME always exists on Linux.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+    if rc != 0 {
+        return 0;
+    }
+    (ts.tv_sec as u64)
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add(ts.tv_nsec as u64)
 }
 
 /// The Tern layer. Add it next to your other layers:
@@ -258,7 +268,10 @@ where
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(&id) else { return };
-        let Some(rec) = span.extensions_mut().remove::<SpanRecord>() else {
+        let mut ext = span.extensions_mut();
+        // The record stays in place (the registry frees it with the span); only its
+        // parts move out, not the whole record.
+        let Some(rec) = ext.get_mut::<SpanRecord>() else {
             return;
         };
         let end = now_unix_nano();
@@ -290,7 +303,7 @@ where
         };
         self.shared.queue.push(
             &self.shared.counters,
-            FinishedSpan::new(rec, end, first_error),
+            FinishedSpan::take(rec, end, first_error),
         );
     }
 }
@@ -323,19 +336,12 @@ pub fn current_traceparent() -> Option<TraceParent> {
 }
 
 impl FinishedSpan {
-    fn new(rec: SpanRecord, end: u64, first_error: Option<(String, String)>) -> FinishedSpan {
-        let SpanRecord {
-            tx,
-            span_id,
-            parent_span_id,
-            name,
-            target,
-            category,
-            mut fields,
-            start_unix_nano,
-            mut errors,
-            parent_activity: _,
-        } = rec;
+    /// Moves the exportable parts out of a closing span's record.
+    fn take(rec: &mut SpanRecord, end: u64, first_error: Option<(String, String)>) -> FinishedSpan {
+        let name = rec.name;
+        let category = rec.category;
+        let mut errors = std::mem::take(&mut rec.errors);
+        let fields = &mut rec.fields;
         if let Some((error_type, message)) = first_error {
             fields.error = Some(message.clone());
             if errors.is_empty() {
@@ -361,17 +367,17 @@ impl FinishedSpan {
             _ => Cow::Borrowed(name),
         };
         FinishedSpan {
-            trace_id: tx.trace_id,
-            span_id,
-            parent_span_id,
+            trace_id: rec.tx.trace_id,
+            span_id: rec.span_id,
+            parent_span_id: rec.parent_span_id,
             name,
-            target,
+            target: rec.target,
             category,
             otel_kind: fields.otel_kind,
-            error: fields.error,
-            attrs: fields.attrs,
+            error: fields.error.take(),
+            attrs: std::mem::take(&mut fields.attrs),
             errors,
-            start_unix_nano,
+            start_unix_nano: rec.start_unix_nano,
             end_unix_nano: end,
         }
     }
