@@ -4,12 +4,17 @@
 #
 #   ./scripts/demo.sh                 # 200 transactions/s of demo traffic
 #   TERN_DEMO_RATE=1000 ./scripts/demo.sh
+#
+# Besides the load tool, a real Rust service instrumented with tern-agent runs
+# (agent/examples/demo_service.rs: axum + SQLite + outgoing HTTP), driving itself with
+# TERN_DEMO_SHOP_RATE requests/s (default 5) on 127.0.0.1:$TERN_DEMO_SHOP_PORT (3000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 
 say "building (release)"
 cargo build --release --quiet -p tern-collector -p tern-loadgen
+cargo build --release --quiet -p tern-agent --example demo_service
 
 DATA="${TERN_DATA_DIR:-.tern/demo}"
 mkdir -p "$DATA"
@@ -19,8 +24,10 @@ export TERN_DATA_DIR="$DATA"
 ./target/release/tern-collector --ready-file "$READY" &
 COLLECTOR=$!
 LOADGEN=""
+SHOP=""
 cleanup() {
   [ -n "$LOADGEN" ] && kill "$LOADGEN" 2>/dev/null || true
+  [ -n "$SHOP" ] && kill -TERM "$SHOP" 2>/dev/null && wait "$SHOP" 2>/dev/null || true
   kill -TERM "$COLLECTOR" 2>/dev/null || true
   wait "$COLLECTOR" 2>/dev/null || true
 }
@@ -38,10 +45,16 @@ GRPC="http://$(field otlp_grpc)"
 
 ./target/release/tern-loadgen --endpoint "$GRPC" --rate "${TERN_DEMO_RATE:-200}" --duration forever >"$DATA/loadgen.log" 2>&1 &
 LOADGEN=$!
+SHOP_ADDR="127.0.0.1:${TERN_DEMO_SHOP_PORT:-3000}"
+OTEL_EXPORTER_OTLP_ENDPOINT="$GRPC" ./target/release/examples/demo_service \
+  --listen "$SHOP_ADDR" --drive "${TERN_DEMO_SHOP_RATE:-5}" >"$DATA/demo-shop.log" 2>&1 &
+SHOP=$!
 
 cat <<TXT
 
   Tern is running with demo traffic (log of the load tool: $DATA/loadgen.log).
+  A Rust service with the tern-agent layer, "demo-shop", runs on http://$SHOP_ADDR
+  (axum + SQLite + outgoing HTTP; log: $DATA/demo-shop.log).
 
   OTLP gRPC   $GRPC        (point any OpenTelemetry SDK here)
   OTLP HTTP   http://$(field otlp_http)/v1/traces
@@ -54,7 +67,9 @@ cat <<TXT
     curl -s '$API/api/v1/xview?limit=20' | python3 -m json.tool
     curl -s '$API/api/v1/sql' | python3 -m json.tool
     curl -s '$API/api/v1/errors' | python3 -m json.tool
+    curl -s '$API/api/v1/active' | python3 -m json.tool      # demo-shop's running transactions
+    curl -s '$API/api/v1/agents' | python3 -m json.tool
 
-  Ctrl-C stops both.
+  Ctrl-C stops them all.
 TXT
 wait "$COLLECTOR"

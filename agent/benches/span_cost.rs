@@ -1,0 +1,277 @@
+//! Cost per span, side by side in one run: no subscriber, the `tracing-subscriber`
+//! registry alone, `tracing-opentelemetry` with the OpenTelemetry SDK batch exporter to
+//! a no-op exporter, and the Tern layer (spans encoded to OTLP protobuf bytes and
+//! discarded on the exporter thread). One span = new, enter, exit, close, with three fields.
+//!
+//! `cargo bench -p tern-agent --bench span_cost`
+//!
+//! After criterion's figures it prints allocations per span on the application thread
+//! (a counting global allocator) and the Tern layer's export counters.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, Criterion};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+use tracing::Dispatch;
+use tracing_subscriber::prelude::*;
+
+// ---- allocation counting (application thread only) ----
+
+struct Counting;
+
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+thread_local! {
+    static COUNT_HERE: Cell<bool> = const { Cell::new(false) };
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNT_HERE.try_with(|c| c.get()).unwrap_or(false) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNT_HERE.try_with(|c| c.get()).unwrap_or(false) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+// ---- the stacks ----
+
+#[derive(Debug)]
+struct NoopExporter;
+
+impl SpanExporter for NoopExporter {
+    fn export(
+        &self,
+        batch: Vec<SpanData>,
+    ) -> impl std::future::Future<Output = OTelSdkResult> + Send {
+        drop(black_box(batch));
+        async { Ok(()) }
+    }
+}
+
+struct Stack {
+    name: &'static str,
+    dispatch: Dispatch,
+    tern: Option<(tern_agent::TernLayer, tern_agent::Guard)>,
+    _otel: Option<SdkTracerProvider>,
+}
+
+fn stacks() -> Vec<Stack> {
+    let provider = SdkTracerProvider::builder()
+        .with_batch_exporter(NoopExporter)
+        .build();
+    let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer("bench"));
+    // Exporter keeping up: drained every 5 ms, every span converted to OTLP.
+    let (tern, guard) = tern_agent::builder()
+        .service_name("bench")
+        .transport(tern_agent::Transport::Discard)
+        .queue_size(1 << 16)
+        .export_interval(Duration::from_millis(5))
+        .build()
+        .expect("tern layer");
+    // Defaults (queue 16384, drained every 200 ms): at millions of spans per second the
+    // queue fills and most spans take the drop path, like the SDK batch processor's
+    // default queue of 2048 spans does for tracing-opentelemetry.
+    let (tern_default, guard_default) = tern_agent::builder()
+        .service_name("bench")
+        .transport(tern_agent::Transport::Discard)
+        .build()
+        .expect("tern layer");
+    vec![
+        Stack {
+            name: "no subscriber",
+            dispatch: Dispatch::none(),
+            tern: None,
+            _otel: None,
+        },
+        Stack {
+            name: "registry alone",
+            dispatch: Dispatch::new(tracing_subscriber::registry()),
+            tern: None,
+            _otel: None,
+        },
+        Stack {
+            name: "tracing-opentelemetry + SDK batch (no-op exporter)",
+            dispatch: Dispatch::new(tracing_subscriber::registry().with(otel)),
+            tern: None,
+            _otel: Some(provider),
+        },
+        Stack {
+            name: "tern-agent layer (exporting every span)",
+            dispatch: Dispatch::new(tracing_subscriber::registry().with(tern.clone())),
+            tern: Some((tern, guard)),
+            _otel: None,
+        },
+        Stack {
+            name: "tern-agent layer (default queue)",
+            dispatch: Dispatch::new(tracing_subscriber::registry().with(tern_default.clone())),
+            tern: Some((tern_default, guard_default)),
+            _otel: None,
+        },
+    ]
+}
+
+/// One span: new, enter, exit, close, three fields.
+#[inline(never)]
+fn one_span(i: u64) {
+    let span = tracing::info_span!("load_cart", user.id = i, cart.kind = "web", cached = false);
+    let _entered = span.enter();
+    black_box(&span);
+}
+
+/// Runs `f` inside an open transaction (an entry span), so each measured span is a
+/// method in a call tree, as in a real service.
+fn in_transaction<R>(d: &Dispatch, f: impl FnOnce() -> R) -> R {
+    tracing::dispatcher::with_default(d, || {
+        let root = tracing::info_span!("GET /cart", otel.kind = "server", http.route = "/cart");
+        let _g = root.enter();
+        f()
+    })
+}
+
+fn bench(c: &mut Criterion) {
+    let stacks = stacks();
+    let mut g = c.benchmark_group("span (new+enter+exit+close, 3 fields)");
+    for s in &stacks {
+        g.bench_function(s.name, |b| {
+            in_transaction(&s.dispatch, || {
+                let mut i = 0u64;
+                b.iter(|| {
+                    i += 1;
+                    one_span(i)
+                })
+            })
+        });
+    }
+    g.finish();
+
+    if std::env::var_os("SPAN_COST_NO_TABLE").is_some() {
+        return; // profiling criterion's loop alone
+    }
+    println!("\nper span, plain loop of {SPANS} spans each:");
+    println!(
+        "| stack | wall ns | app-thread CPU ns | background CPU ns | allocations (app thread) |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: |");
+    for s in &stacks {
+        let f = in_transaction(&s.dispatch, measure);
+        println!(
+            "| {} | {:.0} | {:.0} | {:.0} | {:.2} |",
+            s.name, f.wall_ns, f.cpu_ns, f.background_ns, f.allocs
+        );
+    }
+    for s in stacks {
+        if let Some((layer, guard)) = s.tern {
+            drop(guard);
+            let st = layer.stats();
+            println!(
+                "\n{}: exported {} dropped {} (drops: the queue was full)",
+                s.name, st.exported_spans, st.dropped_spans
+            );
+        }
+    }
+}
+
+const SPANS: u64 = 1_000_000;
+
+/// CPU time of the calling thread.
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid out-pointer for clock_gettime.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// CPU time of every other thread of this process (exporter threads), from
+/// `/proc/self/task/*/schedstat` (nanoseconds).
+fn background_cpu_ns() -> u64 {
+    // SAFETY: gettid has no preconditions.
+    let me = unsafe { libc::gettid() }.to_string();
+    let mut total = 0;
+    for task in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if task.file_name().to_string_lossy() == me {
+            continue;
+        }
+        if let Ok(s) = std::fs::read_to_string(task.path().join("schedstat")) {
+            total += s
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    total
+}
+
+struct Figures {
+    wall_ns: f64,
+    cpu_ns: f64,
+    background_ns: f64,
+    allocs: f64,
+}
+
+fn measure() -> Figures {
+    for i in 0..10_000 {
+        one_span(i);
+    }
+    COUNT_HERE.with(|c| c.set(true));
+    let before = ALLOCS.load(Ordering::Relaxed);
+    let bg = background_cpu_ns();
+    let cpu = thread_cpu_ns();
+    let start = Instant::now();
+    for i in 0..SPANS {
+        one_span(i);
+    }
+    let elapsed = start.elapsed();
+    let cpu = thread_cpu_ns() - cpu;
+    let allocs = ALLOCS.load(Ordering::Relaxed) - before;
+    COUNT_HERE.with(|c| c.set(false));
+    // Let the exporter catch up with what was queued, then read its CPU time.
+    std::thread::sleep(Duration::from_millis(300));
+    let bg = background_cpu_ns() - bg;
+    let per = |v: f64| v / SPANS as f64;
+    Figures {
+        wall_ns: per(elapsed.as_nanos() as f64),
+        cpu_ns: per(cpu as f64),
+        background_ns: per(bg as f64),
+        allocs: per(allocs as f64),
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(30);
+    targets = bench
+}
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

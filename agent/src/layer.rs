@@ -1,0 +1,443 @@
+//! The `tracing-subscriber` Layer: per-span state in the registry's extensions, the
+//! active-transaction registry, and a non-blocking hand-off of finished spans to the
+//! exporter thread.
+
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use tern_proto::v1::ActivityKind;
+use tracing_core::span::{Attributes, Id, Record};
+use tracing_core::{Event, Level, Subscriber};
+use tracing_subscriber::layer::Context;
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::Layer;
+
+use crate::active::{ActiveRegistry, Detail, TxState};
+use crate::classify::{AttrValue, Category, ErrorEvent, EventFields, Fields, OtelKind, Recorder};
+use crate::export::{Counters, FinishedSpan, Queue};
+use crate::ids::{next_trace_id, next_u64, TraceParent};
+
+/// State shared by the layer and the exporter thread.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub active: ActiveRegistry,
+    pub queue: Queue,
+    pub counters: Counters,
+    /// Sampling ratio as `f64` bits (remote settings may change it).
+    pub sample_ratio: AtomicU64,
+    pub parent_based: bool,
+}
+
+impl Shared {
+    fn sampled(&self, trace_id: u128) -> bool {
+        let ratio = f64::from_bits(self.sample_ratio.load(Ordering::Relaxed));
+        if ratio >= 1.0 {
+            return true;
+        }
+        // Deterministic by trace id: the same trace is kept or dropped everywhere.
+        ((trace_id as u64) as f64) < ratio * (u64::MAX as f64)
+    }
+}
+
+/// Per-span state, kept in the span's registry extensions.
+#[derive(Debug)]
+pub(crate) struct SpanRecord {
+    pub tx: Arc<TxState>,
+    pub span_id: u64,
+    pub parent_span_id: u64,
+    pub name: &'static str,
+    pub target: &'static str,
+    pub category: Category,
+    pub fields: Fields,
+    pub start_unix_nano: u64,
+    pub errors: Vec<ErrorEvent>,
+    /// What the transaction goes back to doing when this span ends: the parent's
+    /// activity, captured at creation so closing needs no lookup.
+    pub parent_activity: (ActivityKind, &'static str, u64),
+}
+
+impl SpanRecord {
+    /// What this span does, as the live view shows it.
+    fn activity(&self) -> (ActivityKind, Detail) {
+        match self.category {
+            Category::Sql => (
+                ActivityKind::Sql,
+                Detail::Owned(self.fields.sql().unwrap_or(self.name).to_string()),
+            ),
+            Category::External => (
+                ActivityKind::External,
+                Detail::Owned(self.fields.url().unwrap_or_else(|| self.name.to_string())),
+            ),
+            Category::Method => (ActivityKind::Method, Detail::Static(self.name)),
+            Category::Entry => (ActivityKind::Method, Detail::None),
+        }
+    }
+}
+
+/// Wall-clock time in Unix nanoseconds (`clock_gettime` directly: this runs twice per
+/// span, and `SystemTime` adds a checked subtraction on top).
+pub(crate) fn now_unix_nano() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid out-pointer; CLOCK_REALTIME always exists on Linux.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+    if rc != 0 {
+        return 0;
+    }
+    (ts.tv_sec as u64)
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add(ts.tv_nsec as u64)
+}
+
+/// The Tern layer. Add it next to your other layers:
+///
+/// ```no_run
+/// use tracing_subscriber::prelude::*;
+/// let (tern, _guard) = tern_agent::builder().service_name("shop").build().unwrap();
+/// tracing_subscriber::registry().with(tern).init();
+/// ```
+#[derive(Debug, Clone)]
+pub struct TernLayer {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl TernLayer {
+    /// The agent's counters (exported, dropped, retried, active).
+    pub fn stats(&self) -> crate::Stats {
+        crate::export::stats(&self.shared)
+    }
+}
+
+fn update_live(tx: &TxState, fields: &Fields, name: &str) {
+    let mut l = tx.live.lock();
+    l.endpoint = fields.endpoint(name).into_owned();
+    if let Some(m) = fields.get(&["http.request.method", "http.method"]) {
+        l.http_method = m.to_string();
+    }
+    if let Some(a) = fields.get(&["client.address", "http.client_ip", "net.peer.ip"]) {
+        l.client_address = a.to_string();
+    }
+}
+
+impl<S> Layer<S> for TernLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let meta = attrs.metadata();
+        let mut fields = Fields {
+            tower_http: meta.target().starts_with("tower_http"),
+            ..Fields::default()
+        };
+        attrs.record(&mut Recorder(&mut fields));
+        let start = now_unix_nano();
+        let span_id = next_u64();
+        let mut parent_activity = (ActivityKind::Method, "", 0);
+        let parent = span.parent().and_then(|p| {
+            p.extensions().get::<SpanRecord>().map(|r| {
+                let name = if r.category == Category::Entry {
+                    ""
+                } else {
+                    r.name
+                };
+                let kind = match r.category {
+                    Category::Sql => ActivityKind::Sql,
+                    Category::External => ActivityKind::External,
+                    _ => ActivityKind::Method,
+                };
+                parent_activity = (kind, name, r.start_unix_nano);
+                (r.tx.clone(), r.span_id)
+            })
+        });
+        let category = fields.category(meta.name(), meta.target(), parent.is_none());
+        let (tx, parent_span_id) = match (category, parent) {
+            (Category::Entry, parent) => {
+                let (trace_id, parent_span_id, sampled) =
+                    match (fields.traceparent.as_deref(), &parent) {
+                        (Some(tp), _) => {
+                            let sampled = if self.shared.parent_based {
+                                tp.sampled
+                            } else {
+                                self.shared.sampled(tp.trace_id)
+                            };
+                            (tp.trace_id, tp.span_id, sampled)
+                        }
+                        (None, Some((ptx, pid))) => (ptx.trace_id, *pid, ptx.sampled),
+                        (None, None) => {
+                            let t = next_trace_id();
+                            (t, 0, self.shared.sampled(t))
+                        }
+                    };
+                if fields.tower_http || fields.traceparent.is_some() {
+                    fields.otel_kind.get_or_insert(OtelKind::Server);
+                }
+                let tx = Arc::new(TxState::new(
+                    trace_id,
+                    span_id,
+                    start,
+                    sampled,
+                    String::new(),
+                ));
+                update_live(&tx, &fields, meta.name());
+                self.shared.active.insert(tx.clone());
+                (tx, parent_span_id)
+            }
+            (_, Some((tx, pid))) => (tx, pid),
+            // Not reachable: a span without a known parent is an entry.
+            (_, None) => return,
+        };
+        let rec = SpanRecord {
+            tx,
+            span_id,
+            parent_span_id,
+            name: meta.name(),
+            target: meta.target(),
+            category,
+            fields,
+            start_unix_nano: start,
+            errors: Vec::new(),
+            parent_activity,
+        };
+        if category != Category::Entry {
+            let (kind, detail) = rec.activity();
+            rec.tx.set_activity(span_id, kind, detail, start);
+        }
+        span.extensions_mut().insert(rec);
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        // Record outside the extensions lock: a field's `Debug` impl is user code and
+        // may itself use tracing (or `current_traceparent`) on this span.
+        let mut later = Fields {
+            tower_http: span.metadata().target().starts_with("tower_http"),
+            ..Fields::default()
+        };
+        values.record(&mut Recorder(&mut later));
+        let mut ext = span.extensions_mut();
+        let Some(rec) = ext.get_mut::<SpanRecord>() else {
+            return;
+        };
+        rec.fields.merge(later);
+        if rec.category == Category::Entry {
+            update_live(&rec.tx, &rec.fields, rec.name);
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let meta = event.metadata();
+        let is_error = *meta.level() == Level::ERROR;
+        let tower = meta.target().starts_with("tower_http");
+        if !is_error && !tower {
+            return;
+        }
+        let Some(span) = ctx.event_span(event) else {
+            return;
+        };
+        let mut ef = EventFields::default();
+        event.record(&mut ef);
+        let mut ext = span.extensions_mut();
+        let Some(rec) = ext.get_mut::<SpanRecord>() else {
+            return;
+        };
+        if let Some(status) = ef.status.filter(|_| tower) {
+            rec.fields
+                .set("http.response.status_code", AttrValue::I64(status));
+        }
+        if !is_error {
+            return;
+        }
+        let error_type = ef.error_type.unwrap_or_else(|| meta.target().to_string());
+        {
+            let mut live = rec.tx.live.lock();
+            if live.first_error.is_none() {
+                live.first_error = Some((error_type.clone(), ef.message.clone()));
+            }
+        }
+        rec.fields.error.get_or_insert_with(|| ef.message.clone());
+        rec.errors.push(ErrorEvent {
+            time_unix_nano: now_unix_nano(),
+            error_type,
+            message: ef.message,
+        });
+    }
+
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(&id) else { return };
+        let mut ext = span.extensions_mut();
+        // The record stays in place (the registry frees it with the span); only its
+        // parts move out, not the whole record.
+        let Some(rec) = ext.get_mut::<SpanRecord>() else {
+            return;
+        };
+        let end = now_unix_nano();
+        let export = match rec.category {
+            Category::Entry => {
+                self.shared.active.remove(rec.span_id);
+                true
+            }
+            _ => {
+                let (kind, name, since) = rec.parent_activity;
+                rec.tx.end_activity(rec.span_id, || {
+                    let detail = if name.is_empty() {
+                        Detail::None
+                    } else {
+                        Detail::Static(name)
+                    };
+                    Some((rec.parent_span_id, kind, detail, since))
+                });
+                rec.tx.sampled
+            }
+        };
+        if !export {
+            return;
+        }
+        let first_error = if rec.category == Category::Entry && rec.fields.error.is_none() {
+            rec.tx.live.lock().first_error.clone()
+        } else {
+            None
+        };
+        self.shared.queue.push(
+            &self.shared.counters,
+            FinishedSpan::take(rec, end, first_error),
+        );
+    }
+}
+
+/// The W3C `traceparent` of the current span, to send with an outgoing call so that the
+/// called service continues this trace. `None` outside a span or when the subscriber
+/// is not a `tracing_subscriber::Registry` with the Tern layer.
+///
+/// ```no_run
+/// # fn send(_: &str, _: &str) {}
+/// let _span = tracing::info_span!("call inventory", otel.kind = "client", url.full = "http://inventory/items").entered();
+/// if let Some(tp) = tern_agent::current_traceparent() {
+///     send("traceparent", &tp.to_header());
+/// }
+/// ```
+pub fn current_traceparent() -> Option<TraceParent> {
+    let span = tracing::Span::current();
+    span.with_subscriber(|(id, dispatch)| {
+        let registry = dispatch.downcast_ref::<tracing_subscriber::Registry>()?;
+        let span = registry.span(id)?;
+        let ext = span.extensions();
+        let rec = ext.get::<SpanRecord>()?;
+        Some(TraceParent {
+            trace_id: rec.tx.trace_id,
+            span_id: rec.span_id,
+            sampled: rec.tx.sampled,
+        })
+    })
+    .flatten()
+}
+
+impl FinishedSpan {
+    /// Moves the exportable parts out of a closing span's record.
+    fn take(rec: &mut SpanRecord, end: u64, first_error: Option<(String, String)>) -> FinishedSpan {
+        let name = rec.name;
+        let category = rec.category;
+        let mut errors = std::mem::take(&mut rec.errors);
+        let fields = &mut rec.fields;
+        if let Some((error_type, message)) = first_error {
+            fields.error = Some(message.clone());
+            if errors.is_empty() {
+                errors.push(ErrorEvent {
+                    time_unix_nano: end,
+                    error_type,
+                    message,
+                });
+            }
+        }
+        let name: Cow<'static, str> = match (&fields.otel_name, category) {
+            (Some(n), _) => Cow::Owned(n.clone()),
+            // HTTP server spans are named `{method} {route}` (OpenTelemetry HTTP
+            // conventions), whatever the span was called in code.
+            (None, Category::Entry)
+                if fields.tower_http
+                    || fields
+                        .get(&["http.request.method", "http.method"])
+                        .is_some() =>
+            {
+                fields.endpoint(name)
+            }
+            _ => Cow::Borrowed(name),
+        };
+        FinishedSpan {
+            trace_id: rec.tx.trace_id,
+            span_id: rec.span_id,
+            parent_span_id: rec.parent_span_id,
+            name,
+            target: rec.target,
+            category,
+            otel_kind: fields.otel_kind,
+            error: fields.error.take(),
+            attrs: std::mem::take(&mut fields.attrs),
+            errors,
+            start_unix_nano: rec.start_unix_nano,
+            end_unix_nano: end,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tracing_subscriber::prelude::*;
+
+    fn run(sample_ratio: f64, f: impl FnOnce()) -> crate::Stats {
+        let (layer, guard) = crate::Builder::default()
+            .transport(crate::Transport::Discard)
+            .sample_ratio(sample_ratio)
+            .build()
+            .unwrap();
+        let stats = layer.clone();
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), f);
+        drop(guard);
+        stats.stats()
+    }
+
+    fn transaction() {
+        let _t = tracing::info_span!("GET /a", otel.kind = "server").entered();
+        let _m = tracing::info_span!("work").entered();
+        let _q = tracing::info_span!("q", db.statement = "SELECT 1").entered();
+    }
+
+    #[test]
+    fn exports_every_span_of_sampled_transactions() {
+        let s = run(1.0, transaction);
+        assert_eq!((s.exported_spans, s.dropped_spans), (3, 0));
+        assert_eq!(s.active_transactions, 0);
+    }
+
+    #[test]
+    fn unsampled_transactions_still_export_their_entry_span() {
+        let s = run(0.0, || {
+            transaction();
+            transaction();
+        });
+        assert_eq!((s.exported_spans, s.dropped_spans), (2, 0));
+    }
+
+    #[test]
+    fn nested_spans_share_the_trace_and_traceparent_points_at_the_current_span() {
+        let (layer, _guard) = crate::Builder::default()
+            .transport(crate::Transport::Discard)
+            .build()
+            .unwrap();
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+            assert_eq!(super::current_traceparent(), None, "outside any span");
+            let root = tracing::info_span!("job").entered();
+            let outer = super::current_traceparent().unwrap();
+            let child = tracing::info_span!("step").entered();
+            let inner = super::current_traceparent().unwrap();
+            assert_eq!(inner.trace_id, outer.trace_id);
+            assert_ne!(inner.span_id, outer.span_id);
+            drop(child);
+            assert_eq!(super::current_traceparent(), Some(outer));
+            drop(root);
+        });
+    }
+}
