@@ -10,7 +10,7 @@ use bytes::Bytes;
 
 use crate::error::Error;
 use crate::ffi;
-use crate::pool::Pool;
+use crate::pool::{Pool, PooledConn};
 use crate::raw::{version, Params, RawResult};
 use crate::sql;
 use crate::stream::{InsertStream, QueryStream};
@@ -194,29 +194,12 @@ impl Engine {
         format: &str,
         options: &QueryOptions,
     ) -> Result<QueryOutput, Error> {
-        let sql = sql.as_ref();
-        let mut conn = self.pool.acquire()?;
-        conn.prepare(sql, options)?;
-        let params = Params::new(&options.params)?;
-        let api = self.pool.api;
-        // SAFETY: the connection is ours until dropped; all buffers outlive the call.
-        let raw = unsafe {
-            (api.query_with_params_n)(
-                conn.handle(),
-                sql.as_ptr().cast(),
-                sql.len(),
-                format.as_ptr().cast(),
-                format.len(),
-                params.names.as_ptr(),
-                params.name_lens.as_ptr(),
-                params.values.as_ptr(),
-                params.value_lens.as_ptr(),
-                params.len(),
-            )
-        };
-        conn.after(sql);
-        let result = RawResult::new(api, raw)?;
-        result.check()?;
+        let (_conn, result) = self.start(
+            sql.as_ref(),
+            format,
+            options,
+            self.pool.api.query_with_params_n,
+        )?;
         let stats = result.stats();
         Ok(QueryOutput {
             data: Bytes::from_owner(result),
@@ -240,14 +223,32 @@ impl Engine {
                 "format {format} cannot be streamed in chunks"
             )));
         }
-        let sql = sql.as_ref();
+        let api = self.pool.api;
+        // The handle is destroyed by `QueryStream`.
+        let (conn, handle) = self.start(
+            sql.as_ref(),
+            format,
+            options,
+            api.stream_query_with_params_n,
+        )?;
+        Ok(QueryStream::new(conn, handle, format))
+    }
+
+    /// Runs `sql` on a pooled connection through `call` (whole or streaming query) and
+    /// returns the connection with the checked result.
+    fn start(
+        &self,
+        sql: &[u8],
+        format: &str,
+        options: &QueryOptions,
+        call: ffi::QueryWithParamsN,
+    ) -> Result<(PooledConn, RawResult), Error> {
         let mut conn = self.pool.acquire()?;
         conn.prepare(sql, options)?;
         let params = Params::new(&options.params)?;
-        let api = self.pool.api;
-        // SAFETY: as in `query_with`; the handle is destroyed by `QueryStream`.
+        // SAFETY: the connection is ours until dropped; all buffers outlive the call.
         let raw = unsafe {
-            (api.stream_query_with_params_n)(
+            call(
                 conn.handle(),
                 sql.as_ptr().cast(),
                 sql.len(),
@@ -261,9 +262,9 @@ impl Engine {
             )
         };
         conn.after(sql);
-        let handle = RawResult::new(api, raw)?;
-        handle.check()?;
-        Ok(QueryStream::new(conn, handle, format))
+        let result = RawResult::new(self.pool.api, raw)?;
+        result.check()?;
+        Ok((conn, result))
     }
 
     /// Inserts `data`, encoded in the format that `sql` names

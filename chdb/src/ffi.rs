@@ -42,30 +42,8 @@ pub(crate) struct Api {
     pub set_signal_handlers_enabled: unsafe extern "C" fn(c_int),
     pub connect: unsafe extern "C" fn(c_int, *mut *mut c_char) -> *mut Connection,
     pub close_conn: unsafe extern "C" fn(*mut Connection),
-    pub query_with_params_n: unsafe extern "C" fn(
-        Connection,
-        *const c_char,
-        usize,
-        *const c_char,
-        usize,
-        *const *const c_char,
-        *const usize,
-        *const *const c_char,
-        *const usize,
-        usize,
-    ) -> ResultPtr,
-    pub stream_query_with_params_n: unsafe extern "C" fn(
-        Connection,
-        *const c_char,
-        usize,
-        *const c_char,
-        usize,
-        *const *const c_char,
-        *const usize,
-        *const *const c_char,
-        *const usize,
-        usize,
-    ) -> ResultPtr,
+    pub query_with_params_n: QueryWithParamsN,
+    pub stream_query_with_params_n: QueryWithParamsN,
     pub stream_fetch_result: unsafe extern "C" fn(Connection, ResultPtr) -> ResultPtr,
     pub stream_cancel_query: unsafe extern "C" fn(Connection, ResultPtr),
     pub destroy_query_result: unsafe extern "C" fn(ResultPtr),
@@ -202,3 +180,18 @@ fn resolve(library: &'static Library, path: &Path) -> Result<Api, Error> {
         classify_query_n: sym!("chdb_classify_query_n"),
     })
 }
+/// `chdb_query_with_params_n` and `chdb_stream_query_with_params_n` share this shape:
+/// (connection, sql, sql_len, format, format_len, param names, name lengths, param
+/// values, value lengths, param count) -> result.
+pub type QueryWithParamsN = unsafe extern "C" fn(
+    Connection,
+    *const c_char,
+    usize,
+    *const c_char,
+    usize,
+    *const *const c_char,
+    *const usize,
+    *const *const c_char,
+    *const usize,
+    usize,
+) -> ResultPtr;
