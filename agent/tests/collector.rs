@@ -55,7 +55,7 @@ fn children(node: &Value) -> Vec<Value> {
 
 #[test]
 fn transactions_call_trees_errors_and_joined_traces_arrive() {
-    let c = Collector::start();
+    let c = common::collector();
     let (layer, guard) = agent(&c, "orders");
     let subscriber = tracing_subscriber::registry().with(layer);
     let (ok_tx, failed_tx, downstream, outgoing) = tracing::subscriber::with_default(
@@ -122,7 +122,7 @@ fn transactions_call_trees_errors_and_joined_traces_arrive() {
     );
 
     // The call tree: method → SQL with its text; the external call with its URL.
-    let tree = c.api_json(&format!(
+    let tree = c.api(&format!(
         "/api/v1/transactions/{:032x}/{:016x}",
         ok_tx.trace_id, ok_tx.span_id
     ));
@@ -140,7 +140,7 @@ fn transactions_call_trees_errors_and_joined_traces_arrive() {
 
     // One trace across "both services": the downstream transaction hangs under the
     // outgoing call's span.
-    let trace = c.api_json(&format!("/api/v1/traces/{:032x}", ok_tx.trace_id));
+    let trace = c.api(&format!("/api/v1/traces/{:032x}", ok_tx.trace_id));
     let spans = trace["spans"].as_array().unwrap();
     let down_span = spans
         .iter()
@@ -155,7 +155,7 @@ fn transactions_call_trees_errors_and_joined_traces_arrive() {
 
 #[test]
 fn active_transactions_show_what_they_are_doing_while_they_run() {
-    let c = Collector::start();
+    let c = common::collector();
     let (layer, guard) = agent(&c, "billing");
     let stats_layer = layer.clone();
     let (started_tx, started_rx) = mpsc::channel();
@@ -223,11 +223,11 @@ fn spans_wait_for_a_collector_that_starts_late_and_then_arrive() {
             let _t = tracing::info_span!("tick", otel.kind = "consumer", n = i).entered();
         }
     });
-    wait_for("a failed export to be retried", || {
+    wait_for("a failed export to be retried", common::PATIENCE, || {
         stats.stats().retried_batches >= 2
     });
     assert_eq!(stats.stats().exported_spans, 0);
-    let c = Collector::start_on(port);
+    let c = common::collector_on(port);
     c.eventually("/api/v1/transactions?from=0&service=late", |b| {
         b["total"].as_u64() == Some(20)
     });

@@ -48,7 +48,7 @@ fn the_application_keeps_running_and_counts_drops_while_the_collector_is_down() 
     // dropped on the application's side, without waiting.
     assert!(s.dropped_spans >= total - 1_000 - 100, "{s:?}");
     assert!(s.queued_spans <= 1_000, "{s:?}");
-    wait_for("the exporter to retry", || {
+    wait_for("the exporter to retry", common::PATIENCE, || {
         stats.stats().retried_batches >= 1
     });
 

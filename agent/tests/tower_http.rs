@@ -7,7 +7,6 @@ mod common;
 use std::time::Duration;
 
 use axum::routing::get;
-use common::Collector;
 use tower_http::trace::TraceLayer;
 use tracing_subscriber::prelude::*;
 
@@ -28,7 +27,7 @@ async fn item(axum::extract::Path(id): axum::extract::Path<u32>) -> String {
 
 #[test]
 fn tower_http_request_spans_become_transactions() {
-    let c = Collector::start();
+    let c = common::collector();
     let (layer, guard) = tern_agent::builder()
         .service_name("tower")
         .endpoint(&c.otlp_grpc)
@@ -76,7 +75,7 @@ fn tower_http_request_spans_become_transactions() {
     );
     assert_eq!(t["sql_count"], 1, "{t}");
     assert_eq!(t["http_status"], 200, "{t}");
-    let tree = c.api_json(&format!(
+    let tree = c.api(&format!(
         "/api/v1/transactions/{}/{}",
         t["trace_id"].as_str().unwrap(),
         t["span_id"].as_str().unwrap()
