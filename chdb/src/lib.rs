@@ -3,6 +3,7 @@
 //! `clickhouse` crate and any ClickHouse tool talk to the embedded store exactly as they
 //! would to a server.
 
+mod body;
 mod compress;
 mod engine;
 mod error;
