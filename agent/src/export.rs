@@ -4,11 +4,13 @@
 //! retries with backoff while the collector is down, reports active transactions and
 //! heartbeats over `tern.v1.LiveService`, and flushes when the [`Guard`] drops.
 
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
+use tern_proto::codec::RawCodec;
 
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
@@ -275,10 +277,7 @@ async fn run_exporter(
 async fn export(
     client: &mut tonic::client::Grpc<Channel>,
     req: Bytes,
-) -> Result<
-    opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse,
-    tonic::Status,
-> {
+) -> Result<ExportTraceServiceResponse, tonic::Status> {
     client
         .ready()
         .await
@@ -287,7 +286,11 @@ async fn export(
         "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
     );
     client
-        .unary(tonic::Request::new(req), path, otlp::RawCodec)
+        .unary(
+            tonic::Request::new(req),
+            path,
+            RawCodec::<ExportTraceServiceResponse>::default(),
+        )
         .await
         .map(tonic::Response::into_inner)
 }

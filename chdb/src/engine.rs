@@ -241,26 +241,13 @@ impl Engine {
         sql: &[u8],
         format: &str,
         options: &QueryOptions,
-        call: ffi::QueryWithParamsN,
+        call: ffi::WithParamsN<ffi::ResultPtr>,
     ) -> Result<(PooledConn, RawResult), Error> {
         let mut conn = self.pool.acquire()?;
         conn.prepare(sql, options)?;
         let params = Params::new(&options.params)?;
-        // SAFETY: the connection is ours until dropped; all buffers outlive the call.
-        let raw = unsafe {
-            call(
-                conn.handle(),
-                sql.as_ptr().cast(),
-                sql.len(),
-                format.as_ptr().cast(),
-                format.len(),
-                params.names.as_ptr(),
-                params.name_lens.as_ptr(),
-                params.values.as_ptr(),
-                params.value_lens.as_ptr(),
-                params.len(),
-            )
-        };
+        // SAFETY: the connection is ours until dropped.
+        let raw = unsafe { params.call(call, conn.handle(), sql, format) };
         conn.after(sql);
         let result = RawResult::new(self.pool.api, raw)?;
         result.check()?;
@@ -286,19 +273,14 @@ impl Engine {
         let params = Params::new(&options.params)?;
         let api = self.pool.api;
         let (head, format) = (split.head, split.format);
-        // SAFETY: as in `query_with`; the handle is destroyed by `InsertStream`.
+        // SAFETY: the connection is ours until dropped; the handle is destroyed by
+        // `InsertStream`.
         let raw = unsafe {
-            (api.stream_insert_with_params_n)(
+            params.call(
+                api.stream_insert_with_params_n,
                 conn.handle(),
-                head.as_ptr().cast(),
-                head.len(),
-                format.as_ptr().cast(),
-                format.len(),
-                params.names.as_ptr(),
-                params.name_lens.as_ptr(),
-                params.values.as_ptr(),
-                params.value_lens.as_ptr(),
-                params.len(),
+                head.as_bytes(),
+                format,
             )
         };
         if raw.is_null() {

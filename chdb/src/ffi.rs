@@ -42,23 +42,12 @@ pub(crate) struct Api {
     pub set_signal_handlers_enabled: unsafe extern "C" fn(c_int),
     pub connect: unsafe extern "C" fn(c_int, *mut *mut c_char) -> *mut Connection,
     pub close_conn: unsafe extern "C" fn(*mut Connection),
-    pub query_with_params_n: QueryWithParamsN,
-    pub stream_query_with_params_n: QueryWithParamsN,
+    pub query_with_params_n: WithParamsN<ResultPtr>,
+    pub stream_query_with_params_n: WithParamsN<ResultPtr>,
     pub stream_fetch_result: unsafe extern "C" fn(Connection, ResultPtr) -> ResultPtr,
     pub stream_cancel_query: unsafe extern "C" fn(Connection, ResultPtr),
     pub destroy_query_result: unsafe extern "C" fn(ResultPtr),
-    pub stream_insert_with_params_n: unsafe extern "C" fn(
-        Connection,
-        *const c_char,
-        usize,
-        *const c_char,
-        usize,
-        *const *const c_char,
-        *const usize,
-        *const *const c_char,
-        *const usize,
-        usize,
-    ) -> InsertStream,
+    pub stream_insert_with_params_n: WithParamsN<InsertStream>,
     pub stream_append: unsafe extern "C" fn(InsertStream, *const c_void, usize) -> c_int,
     pub stream_done: unsafe extern "C" fn(InsertStream) -> ResultPtr,
     pub stream_cancel_insert: unsafe extern "C" fn(InsertStream),
@@ -180,10 +169,10 @@ fn resolve(library: &'static Library, path: &Path) -> Result<Api, Error> {
         classify_query_n: sym!("chdb_classify_query_n"),
     })
 }
-/// `chdb_query_with_params_n` and `chdb_stream_query_with_params_n` share this shape:
-/// (connection, sql, sql_len, format, format_len, param names, name lengths, param
-/// values, value lengths, param count) -> result.
-pub type QueryWithParamsN = unsafe extern "C" fn(
+/// The shape every `chdb_*_with_params_n` function shares: (connection, sql, sql_len,
+/// format, format_len, param names, name lengths, param values, value lengths, param
+/// count) -> a result or stream handle `R`.
+pub type WithParamsN<R> = unsafe extern "C" fn(
     Connection,
     *const c_char,
     usize,
@@ -194,4 +183,4 @@ pub type QueryWithParamsN = unsafe extern "C" fn(
     *const *const c_char,
     *const usize,
     usize,
-) -> ResultPtr;
+) -> R;

@@ -9,7 +9,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use crate::engine::QueryOptions;
 use crate::error::Error;
 use crate::ffi::{self, Api};
-use crate::raw::RawResult;
+use crate::raw::{Params, RawResult};
 use crate::sql;
 
 /// The connections of one engine.
@@ -125,19 +125,13 @@ impl Conn {
     /// Runs a statement of ours (USE, SET) and discards its output.
     fn run(&mut self, sql: &str) -> Result<(), Error> {
         let api = self.api;
-        // SAFETY: as in `Engine::query_with`, without parameters.
+        // SAFETY: the connection is live until `close`.
         let raw = unsafe {
-            (api.query_with_params_n)(
+            Params::new(&[])?.call(
+                api.query_with_params_n,
                 self.handle(),
-                sql.as_ptr().cast(),
-                sql.len(),
-                "TSV".as_ptr().cast(),
-                3,
-                std::ptr::null(),
-                std::ptr::null(),
-                std::ptr::null(),
-                std::ptr::null(),
-                0,
+                sql.as_bytes(),
+                "TSV",
             )
         };
         RawResult::new(api, raw)?.check()

@@ -57,6 +57,34 @@ impl<'a> Params<'a> {
     pub(crate) fn len(&self) -> usize {
         self.names.len()
     }
+
+    /// Calls a `chdb_*_with_params_n` function with `sql`, `format` and these parameters.
+    ///
+    /// # Safety
+    /// `conn` must be a live connection that the caller holds for the call.
+    pub(crate) unsafe fn call<R>(
+        &self,
+        f: ffi::WithParamsN<R>,
+        conn: ffi::Connection,
+        sql: &[u8],
+        format: &str,
+    ) -> R {
+        // SAFETY: every pointer/length pair borrows a buffer that outlives the call.
+        unsafe {
+            f(
+                conn,
+                sql.as_ptr().cast(),
+                sql.len(),
+                format.as_ptr().cast(),
+                format.len(),
+                self.names.as_ptr(),
+                self.name_lens.as_ptr(),
+                self.values.as_ptr(),
+                self.value_lens.as_ptr(),
+                self.len(),
+            )
+        }
+    }
 }
 
 /// An owned `chdb_result *`, destroyed on drop.

@@ -6,3 +6,5 @@
 pub mod v1 {
     tonic::include_proto!("tern.v1");
 }
+
+pub mod codec;

@@ -3,10 +3,10 @@
 
 use std::time::{Duration, SystemTime};
 
-use bytes::{Buf, BufMut, Bytes};
+use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
-use prost::Message;
-use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tern_proto::codec::RawCodec;
+use tonic::codec::CompressionEncoding;
 use tonic::codegen::http::uri::PathAndQuery;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
@@ -54,7 +54,11 @@ impl GrpcExporter {
         let path = PathAndQuery::from_static(EXPORT_PATH);
         match self
             .client
-            .unary(tonic::Request::new(body), path, RawCodec)
+            .unary(
+                tonic::Request::new(body),
+                path,
+                RawCodec::<ExportTraceServiceResponse>::default(),
+            )
             .await
         {
             Ok(resp) => Outcome::Accepted {
@@ -121,50 +125,4 @@ fn retry_after(status: &Status) -> Option<Duration> {
     }
     let value = status.metadata().get("retry-after")?.to_str().ok()?;
     parse_retry_after(value, SystemTime::now())
-}
-
-/// Sends `Bytes` unchanged; decodes the export response.
-struct RawCodec;
-
-impl Codec for RawCodec {
-    type Encode = Bytes;
-    type Decode = ExportTraceServiceResponse;
-    type Encoder = RawEncoder;
-    type Decoder = ResponseDecoder;
-
-    fn encoder(&mut self) -> RawEncoder {
-        RawEncoder
-    }
-
-    fn decoder(&mut self) -> ResponseDecoder {
-        ResponseDecoder
-    }
-}
-
-struct RawEncoder;
-
-impl Encoder for RawEncoder {
-    type Item = Bytes;
-    type Error = Status;
-
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put(item);
-        Ok(())
-    }
-}
-
-struct ResponseDecoder;
-
-impl Decoder for ResponseDecoder {
-    type Item = ExportTraceServiceResponse;
-    type Error = Status;
-
-    fn decode(
-        &mut self,
-        src: &mut DecodeBuf<'_>,
-    ) -> Result<Option<ExportTraceServiceResponse>, Status> {
-        let msg = ExportTraceServiceResponse::decode(src.copy_to_bytes(src.remaining()))
-            .map_err(|e| Status::internal(format!("bad export response: {e}")))?;
-        Ok(Some(msg))
-    }
 }
