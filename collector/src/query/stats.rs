@@ -149,13 +149,17 @@ pub fn quantile_ms(hist: &(Vec<u16>, Vec<u64>), p: f64, max_us: u64) -> f64 {
 }
 
 #[derive(Row, Deserialize)]
+/// One line of call statistics (SQL or external); `sql_hash` and `fingerprint` are
+/// zero and empty for external calls.
 struct CallRow {
     service: String,
     target: String,
+    sql_hash: u64,
     calls: u64,
     errors: u64,
     total_us: u64,
     max_us: u64,
+    fingerprint: String,
 }
 
 fn call_json(x: &CallRow, r: Range) -> serde_json::Value {
@@ -176,7 +180,7 @@ pub async fn top_sql(s: &ApiState, q: Option<&str>) -> ApiResult {
     let mut w = minute_filter(&f, r);
     w.and("category = 2");
     let sql = format!(
-        "SELECT service, target, toString(c.sql_hash) AS key, calls, errors, total_us, max_us, \
+        "SELECT service, target, c.sql_hash AS sql_hash, calls, errors, total_us, max_us, \
          ifNull(fp.fingerprint, '') AS fingerprint FROM ( \
            SELECT service, target, sql_hash, sum(calls) AS calls, sum(errors) AS errors, \
            sum(total_us) AS total_us, max(max_us) AS max_us \
@@ -187,42 +191,17 @@ pub async fn top_sql(s: &ApiState, q: Option<&str>) -> ApiResult {
          SETTINGS join_use_nulls = 1",
         w.sql()
     );
-    let rows: Vec<SqlStat> = w.bind(s.store.client().query(&sql)).fetch_all().await?;
+    let rows: Vec<CallRow> = w.bind(s.store.client().query(&sql)).fetch_all().await?;
     let statements: Vec<_> = rows
         .iter()
         .map(|x| {
-            let mut v = call_json(&x.as_call(), r);
-            v["sql_hash"] = format!("{:016x}", x.key.parse::<u64>().unwrap_or(0)).into();
+            let mut v = call_json(x, r);
+            v["sql_hash"] = format!("{:016x}", x.sql_hash).into();
             v["fingerprint"] = x.fingerprint.clone().into();
             v
         })
         .collect();
     Ok(json!({ "from": r.from_ms, "to": r.to_ms, "statements": statements }).into())
-}
-
-#[derive(Row, Deserialize)]
-struct SqlStat {
-    service: String,
-    target: String,
-    key: String,
-    calls: u64,
-    errors: u64,
-    total_us: u64,
-    max_us: u64,
-    fingerprint: String,
-}
-
-impl SqlStat {
-    fn as_call(&self) -> CallRow {
-        CallRow {
-            service: self.service.clone(),
-            target: self.target.clone(),
-            calls: self.calls,
-            errors: self.errors,
-            total_us: self.total_us,
-            max_us: self.max_us,
-        }
-    }
 }
 
 /// `GET /api/v1/external` — outgoing calls by target.
@@ -233,8 +212,9 @@ pub async fn external(s: &ApiState, q: Option<&str>) -> ApiResult {
     let mut w = minute_filter(&f, r);
     w.and("category = 3");
     let sql = format!(
-        "SELECT service, target, sum(calls) AS calls, sum(errors) AS errors, \
-         sum(total_us) AS total_us, max(max_us) AS max_us \
+        "SELECT service, target, toUInt64(0) AS sql_hash, sum(calls) AS calls, \
+         sum(errors) AS errors, sum(total_us) AS total_us, max(max_us) AS max_us, \
+         '' AS fingerprint \
          FROM call_minutes {} GROUP BY service, target ORDER BY total_us DESC LIMIT {limit}",
         w.sql()
     );
