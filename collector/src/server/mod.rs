@@ -8,7 +8,6 @@ pub mod config;
 pub mod metrics;
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -87,60 +86,18 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let (shutdown, shutdown_rx) = watch::channel(false);
 
     // The writer migrates first (retrying while a store server is down), then drains.
-    let writer = {
-        let store = store.clone();
-        let cfg = config.clone();
-        let w = Writer {
+    let writer = tokio::spawn(
+        Writer {
             wal: wal.clone(),
             store: store.clone(),
             deriver: Deriver::new(config.normalize.max_endpoints_per_service),
             metrics: metrics.clone(),
             config: config.writer.clone(),
-        };
-        let mut rx = shutdown_rx.clone();
-        let migrate_metrics = metrics.clone();
-        tokio::spawn(async move {
-            let mut delay = Duration::from_millis(200);
-            let mut warned = false;
-            loop {
-                match store
-                    .migrate(
-                        cfg.storage.retention_days,
-                        cfg.storage.rollup_retention_days,
-                    )
-                    .await
-                {
-                    Ok(applied) => {
-                        if !applied.is_empty() {
-                            tracing::info!(?applied, "schema migrations applied");
-                        }
-                        let newest = crate::store::schema::MIGRATIONS
-                            .last()
-                            .map_or(0, |m| m.version);
-                        migrate_metrics
-                            .store_schema_version
-                            .store(newest.into(), Relaxed);
-                        migrate_metrics.store_up.store(1, Relaxed);
-                        break;
-                    }
-                    Err(e) => {
-                        migrate_metrics.store_up.store(0, Relaxed);
-                        migrate_metrics.store_insert_errors.fetch_add(1, Relaxed);
-                        if !warned {
-                            tracing::warn!(error = %e, "store not ready; accepting into the write-ahead log and retrying");
-                            warned = true;
-                        }
-                        tokio::select! {
-                            _ = tokio::time::sleep(delay) => {}
-                            _ = rx.changed() => return,
-                        }
-                        delay = (delay * 2).min(Duration::from_secs(5));
-                    }
-                }
-            }
-            w.run(rx).await;
-        })
-    };
+            ttl_days: config.storage.retention_days,
+            rollup_ttl_days: config.storage.rollup_retention_days,
+        }
+        .run(shutdown_rx.clone()),
+    );
 
     let ingestor = Ingestor {
         wal: wal.clone(),

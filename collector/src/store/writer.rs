@@ -35,6 +35,9 @@ pub struct Writer {
     pub deriver: Deriver,
     pub metrics: Arc<Metrics>,
     pub config: WriterConfig,
+    /// Retention of spans/transactions and of rollups, for the schema's TTLs.
+    pub ttl_days: u32,
+    pub rollup_ttl_days: u32,
 }
 
 /// The insert of one batch (`start..end` of the log), running beside the deriving.
@@ -44,9 +47,13 @@ struct InFlight {
 }
 
 impl Writer {
-    /// Runs until `shutdown` turns true; then inserts what the log holds (if the store
-    /// is up) and returns.
+    /// Brings the schema up to date (retrying while the store is down: ingest keeps
+    /// accepting into the log meanwhile), then runs until `shutdown` turns true; then
+    /// inserts what the log holds (if the store is up) and returns.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        if !self.migrate(&mut shutdown).await {
+            return;
+        }
         let mut pos = self.wal.checkpoint();
         let mut in_flight: Option<InFlight> = None;
         loop {
@@ -77,6 +84,44 @@ impl Writer {
                 )),
                 end: pos,
             });
+        }
+    }
+
+    /// Applies the migrations, retrying with backoff. False when shutdown came first.
+    async fn migrate(&self, shutdown: &mut watch::Receiver<bool>) -> bool {
+        let mut delay = Duration::from_millis(200);
+        let mut warned = false;
+        loop {
+            match self
+                .store
+                .migrate(self.ttl_days, self.rollup_ttl_days)
+                .await
+            {
+                Ok(applied) => {
+                    if !applied.is_empty() {
+                        tracing::info!(?applied, "schema migrations applied");
+                    }
+                    let newest = super::schema::MIGRATIONS.last().map_or(0, |m| m.version);
+                    self.metrics
+                        .store_schema_version
+                        .store(newest.into(), Relaxed);
+                    self.metrics.store_up.store(1, Relaxed);
+                    return true;
+                }
+                Err(e) => {
+                    self.metrics.store_up.store(0, Relaxed);
+                    self.metrics.store_insert_errors.fetch_add(1, Relaxed);
+                    if !warned {
+                        tracing::warn!(error = %e, "store not ready; accepting into the write-ahead log and retrying");
+                        warned = true;
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = shutdown.changed() => return false,
+                    }
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
         }
     }
 
