@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set-up for a fresh Debian machine: system packages, the pinned embedded ClickHouse
-# engine (chDB), and nothing else. Idempotent: each step is skipped when already done.
+# engine (chDB), and the web UI's browser-test tools (Debian's Chromium, playwright-core
+# from npm, pinned by collector/tests/ui/package-lock.json). Idempotent: each step is skipped when already done.
 set -euo pipefail
 
 CHDB_VERSION="26.7.3-stable.1"
@@ -13,6 +14,7 @@ need_apt=()
 command -v protoc >/dev/null 2>&1 || need_apt+=(protobuf-compiler)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   say "installing Debian packages: ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -31,3 +33,9 @@ if [ ! -s "$TERN_CHDB_LIB" ]; then
   mv "$TERN_CHDB_LIB.partial" "$TERN_CHDB_LIB"
 fi
 say "embedded engine: $TERN_CHDB_LIB"
+
+UI_TESTS="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/collector/tests/ui"
+if [ ! -d "$UI_TESTS/node_modules/playwright-core" ]; then
+  say "installing playwright-core for the browser tests (no browser download: Debian's chromium is used)"
+  (cd "$UI_TESTS" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --silent --no-audit --no-fund >/dev/null)
+fi

@@ -1,7 +1,7 @@
 //! Wiring: configuration, startup in order, and an ordered graceful shutdown.
 //!
 //! Start: write-ahead log → store (embedded engine or server) → writer (migrates, then
-//! drains the log) → OTLP gRPC + HTTP ingest → query API. Shutdown: stop accepting,
+//! drains the log) → OTLP gRPC + HTTP ingest → query API and web UI. Shutdown: stop accepting,
 //! let the writer insert what the log holds, then stop the store.
 
 pub mod config;
@@ -17,10 +17,12 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 
+use crate::aggregate::LiveWindows;
 use crate::ingest::{self, live::LiveState, Ingestor};
 use crate::model::derive::Deriver;
 use crate::query::{self, ApiState};
 use crate::store::{writer::Writer, Store, StoreError};
+use crate::ui::{self, UiState};
 use config::Config;
 use metrics::Metrics;
 
@@ -84,6 +86,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
 
     let store = Store::open(&config).await?;
     let (shutdown, shutdown_rx) = watch::channel(false);
+    let windows = Arc::new(LiveWindows::new());
 
     // The writer migrates first (retrying while a store server is down), then drains.
     let writer = tokio::spawn(
@@ -95,6 +98,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             config: config.writer.clone(),
             ttl_days: config.storage.retention_days,
             rollup_ttl_days: config.storage.rollup_retention_days,
+            windows: windows.clone(),
         }
         .run(shutdown_rx.clone()),
     );
@@ -147,9 +151,14 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let api_addr = api_listener.local_addr().expect("bound listener");
     let api = query::router(Arc::new(ApiState {
         store: store.clone(),
-        live,
+        live: live.clone(),
         metrics: metrics.clone(),
         config: config.api.clone(),
+    }))
+    .merge(ui::router(UiState {
+        windows,
+        live,
+        shutdown: shutdown_rx.clone(),
     }));
     servers.push(serve_http(api_listener, api, shutdown_rx.clone(), "api"));
 

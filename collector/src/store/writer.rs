@@ -19,6 +19,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::Store;
+use crate::aggregate::LiveWindows;
 use crate::model::derive::Deriver;
 use crate::model::rows::Rows;
 use crate::server::config::WriterConfig;
@@ -38,6 +39,8 @@ pub struct Writer {
     /// Retention of spans/transactions and of rollups, for the schema's TTLs.
     pub ttl_days: u32,
     pub rollup_ttl_days: u32,
+    /// The live per-second windows, fed with every derived transaction.
+    pub windows: Arc<LiveWindows>,
 }
 
 /// The insert of one batch (`start..end` of the log), running beside the deriving.
@@ -186,7 +189,11 @@ impl Writer {
             tokio::task::block_in_place(|| {
                 for record in &records {
                     match ExportTraceServiceRequest::decode(&record.payload[..]) {
-                        Ok(req) => rows.append(self.deriver.derive(&req, now_ms)),
+                        Ok(req) => {
+                            let derived = self.deriver.derive(&req, now_ms);
+                            self.windows.record(&derived.transactions, now_ms);
+                            rows.append(derived);
+                        }
                         Err(e) => {
                             self.metrics.store_corrupt_records.fetch_add(1, Relaxed);
                             tracing::error!(error = %e, "undecodable record in the write-ahead log, skipped");

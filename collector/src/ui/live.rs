@@ -1,0 +1,135 @@
+//! `/api/v1/live`: one server-sent event (`tick`) per second with the live numbers, and
+//! `/api/v1/live/now`: the same numbers once, as plain JSON (without points).
+//!
+//! A tick holds: per-service and total rates over the last [`RATE_SECS`] whole seconds
+//! (TPS, average and p95 response time, error rate) from the per-second windows; the
+//! totals of each of the last [`SERIES_SECS`] seconds (late arrivals change recent
+//! seconds, so every tick resends them); the active-service equalizer (running
+//! transactions per service by elapsed band); and the transactions finished since the
+//! previous tick as columnar X-View points.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::Json;
+use futures::Stream;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use super::UiState;
+use crate::aggregate::LivePoint;
+
+/// Seconds the rates are computed over.
+pub const RATE_SECS: i64 = 5;
+/// Seconds of per-second totals in every tick.
+pub const SERIES_SECS: i64 = 60;
+/// Most points sent in one tick (the newest when more finished).
+pub const MAX_POINTS_PER_TICK: usize = 20_000;
+/// Upper bounds of the equalizer's elapsed bands, in ms (the last band is open).
+pub const BANDS_MS: [f64; 3] = [1000.0, 3000.0, 8000.0];
+
+/// Columnar points: compact on the wire, straight into typed arrays in the browser.
+#[derive(Serialize, Default)]
+struct Points {
+    end_ms: Vec<i64>,
+    elapsed_ms: Vec<f64>,
+    error: Vec<u8>,
+    id: Vec<String>,
+    service: Vec<String>,
+    instance: Vec<String>,
+    endpoint: Vec<String>,
+}
+
+impl Points {
+    fn from(points: Vec<LivePoint>) -> Points {
+        let mut p = Points::default();
+        for x in points {
+            p.end_ms.push(x.end_ms);
+            p.elapsed_ms.push(x.elapsed_ms);
+            p.error.push(u8::from(x.error));
+            p.id.push(x.id);
+            p.service.push(x.service);
+            p.instance.push(x.instance);
+            p.endpoint.push(x.endpoint);
+        }
+        p
+    }
+}
+
+/// Running transactions per service by elapsed band: `<1 s`, `1–3 s`, `3–8 s`, `>8 s`.
+fn equalizer(s: &UiState) -> Value {
+    let mut per: BTreeMap<String, [u64; 4]> = BTreeMap::new();
+    let mut total = [0u64; 4];
+    for a in s.live.active(None) {
+        let band = BANDS_MS
+            .iter()
+            .position(|b| a.elapsed_ms < *b)
+            .unwrap_or(BANDS_MS.len());
+        per.entry(a.service).or_default()[band] += 1;
+        total[band] += 1;
+    }
+    let services: Vec<Value> = per
+        .into_iter()
+        .map(|(service, counts)| json!({ "service": service, "counts": counts }))
+        .collect();
+    json!({ "bands": ["<1s", "1-3s", "3-8s", ">8s"], "total": total, "services": services })
+}
+
+/// The numbers of one tick, without points.
+fn numbers(s: &UiState, now_ms: i64) -> serde_json::Map<String, Value> {
+    let (services, total) = s.windows.rates(now_ms, RATE_SECS);
+    let mut m = serde_json::Map::new();
+    m.insert("t_ms".into(), json!(now_ms));
+    m.insert("window_secs".into(), json!(RATE_SECS));
+    m.insert("total".into(), json!(total));
+    m.insert("services".into(), json!(services));
+    m.insert(
+        "seconds".into(),
+        json!(s.windows.seconds(now_ms, SERIES_SECS)),
+    );
+    m.insert("active".into(), equalizer(s));
+    m
+}
+
+/// `GET /api/v1/live/now`
+pub async fn now(State(s): State<Arc<UiState>>) -> Json<Value> {
+    Json(Value::Object(numbers(&s, crate::query::now_ms())))
+}
+
+/// `GET /api/v1/live`: a `tick` event every second until the client leaves or the
+/// collector shuts down.
+pub async fn stream(
+    State(s): State<Arc<UiState>>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let mut iv = tokio::time::interval(Duration::from_secs(1));
+    iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let seq = s.windows.next_seq();
+    let stop = s.shutdown.clone();
+    let events = futures::stream::unfold(
+        (s, seq, iv, stop),
+        |(s, seq, mut iv, mut stop)| async move {
+            if *stop.borrow() {
+                return None;
+            }
+            tokio::select! {
+                _ = iv.tick() => {}
+                _ = stop.wait_for(|v| *v) => return None,
+            }
+            let now_ms = crate::query::now_ms();
+            let (points, next) = s.windows.points_since(seq, MAX_POINTS_PER_TICK);
+            let missed = (next - seq).saturating_sub(points.len() as u64);
+            let mut m = numbers(&s, now_ms);
+            m.insert("points".into(), json!(Points::from(points)));
+            m.insert("points_dropped".into(), json!(missed));
+            let event = Event::default()
+                .event("tick")
+                .data(Value::Object(m).to_string());
+            Some((Ok(event), (s, next, iv, stop)))
+        },
+    );
+    Sse::new(events).keep_alive(KeepAlive::default())
+}
