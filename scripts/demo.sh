@@ -53,6 +53,9 @@ SHOP=$!
 cat <<TXT
 
   Tern is running with demo traffic (log of the load tool: $DATA/loadgen.log).
+
+  Web UI      $API/ui/      <- open this: live dashboard, X-View, call trees
+
   A Rust service with the tern-agent layer, "demo-shop", runs on http://$SHOP_ADDR
   (axum + SQLite + outgoing HTTP; log: $DATA/demo-shop.log).
 

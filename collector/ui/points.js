@@ -45,17 +45,19 @@ export class PointStore {
 
   /** Indices inside the box: fromMs <= x < toMs and loUs <= round(y·1000) <= hiUs (the API's rules). */
   select(fromMs, toMs, loUs, hiUs) {
-    const { x, y, n } = this;
+    const x = this.x, y = this.y, n = this.n;
     const lo = (loUs - 0.5) / 1000, hi = (hiUs + 0.5) / 1000;
-    let out = new Int32Array(1024), k = 0;
+    if (!this.scratch || this.scratch.length < n) this.scratch = new Int32Array(this.x.length);
+    const out = this.scratch;
+    let k = 0;
     for (let i = 0; i < n; i++) {
-      const xi = x[i], yi = y[i];
-      if (xi >= fromMs && xi < toMs && yi >= lo && yi < hi) {
-        if (k === out.length) { const o = new Int32Array(k * 2); o.set(out); out = o; }
-        out[k++] = i;
+      const xi = x[i];
+      if (xi >= fromMs && xi < toMs) {
+        const yi = y[i];
+        if (yi >= lo && yi < hi) out[k++] = i;
       }
     }
-    return out.subarray(0, k);
+    return out.slice(0, k);
   }
 
   /** A high quantile of y over a sample (for the automatic y scale). */
