@@ -128,6 +128,12 @@ try {
   await page2.close();
   ok('the URL restores the selection and the call tree');
 
+  await page.click('#detail [data-trace]');
+  await page.waitForFunction(() => location.hash.includes('trace=') && document.querySelector('#detail h2')?.textContent === 'Trace' && document.querySelectorAll('#detail .tree .row').length >= 3, null, { timeout: 10000 });
+  const traceText = await page.textContent('#detail');
+  if (!traceText.includes(seed.sql) || !traceText.includes('3 spans')) fail(`whole trace: ${traceText.slice(0, 300)}`);
+  ok('the whole trace opens from the call tree');
+
   // ---- statistics -------------------------------------------------------------------
   await page.click('#tabs a[data-tab=stats]');
   await page.waitForFunction(() => window.tern.statsLoaded >= 1, null, { timeout: 15000 });
