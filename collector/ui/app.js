@@ -42,8 +42,26 @@ function syncControls() {
 
 // ---- X-View data -------------------------------------------------------------------
 
+// Live points and stored points overlap by a few seconds (the store lags the live push
+// by the writer's flush; a new stream starts with 15 s of backfill): ids of the newest
+// points are remembered and repeats skipped. While a load runs, live points wait.
+const RECENT_MS = 30000;
+let recent = new Set(), pending = null;
+
+function rememberRecent() {
+  recent = new Set();
+  const cutoff = Date.now() - RECENT_MS;
+  for (let i = 0; i < store.n; i++) if (store.x[i] >= cutoff) recent.add(store.ids[i]);
+}
+
+function infoText(d) {
+  return `${store.n.toLocaleString()} points` + (d?.reduced ? ` (stored range reduced: ${d.returned.toLocaleString()} of ${d.total.toLocaleString()}, every error and every one ≥ p99 kept, the rest sampled ${(d.reduction.sample_ratio * 100).toFixed(1)} %)` : '');
+}
+let lastLoad = null;
+
 async function loadPoints() {
   const seq = ++loadSeq;
+  pending = pending || [];
   const [from, to] = rangeOf(S);
   xv.setView(from, Math.min(to, Math.max(Date.now(), from + 1000)));
   xv.setEmpty('loading…');
@@ -52,14 +70,18 @@ async function loadPoints() {
     if (seq !== loadSeq) return;
     store.clear();
     store.append(d.points);
+    rememberRecent();
+    const waiting = pending; pending = null;
+    for (const p of waiting) appendLive(p);
     tern.loads++;
-    const p = d.points;
-    $('xv-info').textContent = `${d.returned.toLocaleString()} points` + (d.reduced ? ` of ${d.total.toLocaleString()} (reduced: every error and every one ≥ p99 kept, the rest sampled ${(d.reduction.sample_ratio * 100).toFixed(1)} %)` : '');
-    xv.setEmpty(p.end_ms.length ? '' : 'No transactions in this range' + (S.service || S.instance || S.endpoint || S.errors ? ' with these filters.' : '.'));
+    lastLoad = d;
+    $('xv-info').textContent = infoText(d);
+    xv.setEmpty(store.n ? '' : 'No transactions in this range' + (S.service || S.instance || S.endpoint || S.errors ? ' with these filters.' : '.'));
     banner('');
     if (S.sel) await select(S.sel, true);
   } catch (e) {
     if (seq !== loadSeq) return;
+    pending = null;
     xv.setEmpty('');
     banner(e.message);
   }
@@ -67,10 +89,12 @@ async function loadPoints() {
 
 function appendLive(p) {
   if (!following() || !p.end_ms.length) return;
-  const keep = i => (!S.service || p.service[i] === S.service) && (!S.instance || p.instance[i] === S.instance)
+  if (pending) { pending.push(p); return; }
+  const keep = i => !recent.has(p.id[i]) && (!S.service || p.service[i] === S.service) && (!S.instance || p.instance[i] === S.instance)
     && (!S.endpoint || p.endpoint[i] === S.endpoint) && (!S.errors || p.error[i]);
   store.append(p, keep);
-  if (store.n) xv.setEmpty('');
+  for (const id of p.id) recent.add(id);
+  if (store.n) { xv.setEmpty(''); $('xv-info').textContent = infoText(lastLoad); }
 }
 
 let reloadTimer = 0;
@@ -128,7 +152,7 @@ function openTrace(id) {
 // ---- live push ------------------------------------------------------------------------
 
 function connectLive() {
-  const es = new EventSource('/api/v1/live');
+  const es = new EventSource('/api/v1/live?backfill_secs=15');
   es.addEventListener('tick', ev => {
     const t = JSON.parse(ev.data);
     lastTick = tern.lastTick = t;
@@ -233,6 +257,7 @@ setInterval(() => {
   if (following() && S.tab === 'dashboard') { const [f] = rangeOf(S); xv.setView(f, Date.now()); }
 }, 250);
 setInterval(() => { if (S.tab === 'active') loadActive(); }, 1000);
+setInterval(() => { if (!pending) rememberRecent(); }, 10000);
 setInterval(() => { loadServices(); if (S.tab === 'stats' && following()) loadStats(); }, 10000);
 
 reloadAll();

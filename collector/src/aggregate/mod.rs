@@ -179,6 +179,22 @@ impl LiveWindows {
         (out, inner.next_seq)
     }
 
+    /// Points that ended at or after `cutoff_ms` (the newest `max`), and the sequence
+    /// number to ask from next: a live view that connects late fills its gap with them.
+    pub fn points_ending_after(&self, cutoff_ms: i64, max: usize) -> (Vec<LivePoint>, u64) {
+        let inner = self.inner.lock();
+        let mut out: Vec<LivePoint> = inner
+            .points
+            .iter()
+            .rev()
+            .filter(|p| p.end_ms >= cutoff_ms)
+            .take(max)
+            .cloned()
+            .collect();
+        out.reverse();
+        (out, inner.next_seq)
+    }
+
     /// Per-service rates (sorted by service) and the total, over the `secs` seconds
     /// before the second holding `now_ms` (the current second is still filling).
     pub fn rates(&self, now_ms: i64, secs: i64) -> (Vec<Rates>, Rates) {
@@ -319,6 +335,24 @@ mod tests {
         w.record(&[row("a", now - (KEEP_SECS + 10) * 1000, 5, false)], now);
         w.record(&[row("a", now - 2000, 5, false)], now);
         assert_eq!(w.inner.lock().seconds.len(), 1);
+    }
+
+    #[test]
+    fn points_ending_after_a_cutoff_fill_a_late_view() {
+        let w = LiveWindows::new();
+        let rows: Vec<_> = [5000, 1000, 7000, 9000]
+            .iter()
+            .map(|e| row("a", *e, 5, false))
+            .collect();
+        w.record(&rows, 9000);
+        let (p, next) = w.points_ending_after(5000, 100);
+        assert_eq!(
+            p.iter().map(|p| p.end_ms).collect::<Vec<_>>(),
+            [5000, 7000, 9000]
+        );
+        assert_eq!(next, 4);
+        let (p, _) = w.points_ending_after(5000, 1);
+        assert_eq!(p[0].end_ms, 9000);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::Json;
 use futures::Stream;
@@ -22,6 +22,7 @@ use serde_json::{json, Value};
 
 use super::UiState;
 use crate::aggregate::LivePoint;
+use crate::query::{params::parse, ApiError};
 
 /// Seconds the rates are computed over.
 pub const RATE_SECS: i64 = 5;
@@ -100,18 +101,43 @@ pub async fn now(State(s): State<Arc<UiState>>) -> Json<Value> {
     Json(Value::Object(numbers(&s, crate::query::now_ms())))
 }
 
+/// Parameters of `/api/v1/live`.
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct LiveParams {
+    /// The first tick also carries the points that ended in the last N seconds (at most
+    /// [`MAX_BACKFILL_SECS`]), so a view that loaded the store a moment ago has no gap.
+    backfill_secs: Option<u32>,
+}
+
+/// Most seconds of points a new stream may ask for.
+pub const MAX_BACKFILL_SECS: u32 = 60;
+
 /// `GET /api/v1/live`: a `tick` event every second until the client leaves or the
 /// collector shuts down.
 pub async fn stream(
     State(s): State<Arc<UiState>>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    RawQuery(q): RawQuery,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let p: LiveParams = parse(q.as_deref())?;
+    let backfill_secs = p.backfill_secs.unwrap_or(0);
+    if backfill_secs > MAX_BACKFILL_SECS {
+        return Err(ApiError::BadRequest(format!(
+            "backfill_secs must be at most {MAX_BACKFILL_SECS}"
+        )));
+    }
     let mut iv = tokio::time::interval(Duration::from_secs(1));
     iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let seq = s.windows.next_seq();
+    let (backfill, seq) = if backfill_secs > 0 {
+        let cutoff = crate::query::now_ms() - i64::from(backfill_secs) * 1000;
+        s.windows.points_ending_after(cutoff, MAX_POINTS_PER_TICK)
+    } else {
+        (Vec::new(), s.windows.next_seq())
+    };
     let stop = s.shutdown.clone();
     let events = futures::stream::unfold(
-        (s, seq, iv, stop),
-        |(s, seq, mut iv, mut stop)| async move {
+        (s, seq, iv, stop, backfill),
+        |(s, seq, mut iv, mut stop, backfill)| async move {
             if *stop.borrow() {
                 return None;
             }
@@ -120,16 +146,21 @@ pub async fn stream(
                 _ = stop.wait_for(|v| *v) => return None,
             }
             let now_ms = crate::query::now_ms();
-            let (points, next) = s.windows.points_since(seq, MAX_POINTS_PER_TICK);
+            let (mut points, next) = s.windows.points_since(seq, MAX_POINTS_PER_TICK);
             let missed = (next - seq).saturating_sub(points.len() as u64);
+            if !backfill.is_empty() {
+                let mut all = backfill;
+                all.append(&mut points);
+                points = all;
+            }
             let mut m = numbers(&s, now_ms);
             m.insert("points".into(), json!(Points::from(points)));
             m.insert("points_dropped".into(), json!(missed));
             let event = Event::default()
                 .event("tick")
                 .data(Value::Object(m).to_string());
-            Some((Ok(event), (s, next, iv, stop)))
+            Some((Ok(event), (s, next, iv, stop, Vec::new())))
         },
     );
-    Sse::new(events).keep_alive(KeepAlive::default())
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
