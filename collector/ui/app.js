@@ -249,8 +249,16 @@ for (const id of ['instance', 'endpoint']) $(id).onchange = filterChanged;
 $('ymax').onchange = () => { S.ymax = $('ymax').value; syncControls(); };
 $('live').onclick = () => { if (!following()) { S.range = '15m'; S.from = S.to = null; clearSelection(); reloadAll(); } };
 $('sel-clear').onclick = clearSelection;
+addEventListener('keydown', e => { if (e.key === 'Escape' && S.sel) clearSelection(); });
 document.querySelectorAll('#tabs a').forEach(a => (a.onclick = e => { e.preventDefault(); S.tab = a.dataset.tab; reloadAll(); }));
-addEventListener('hashchange', () => { Object.assign(S, readState()); reloadAll(); });
+// A new URL typed or pasted (the page's own changes replace history, firing nothing).
+addEventListener('hashchange', () => {
+  Object.assign(S, readState());
+  if (!S.sel) { xv.setBox(null); $('selection').hidden = true; tern.selection = null; }
+  if (!S.tx && !S.trace) $('detail').hidden = true;
+  reloadAll();
+  if (S.trace) openTrace(S.trace); else if (S.tx && !S.sel) openTx(S.tx);
+});
 
 // The live view scrolls with time.
 setInterval(() => {

@@ -39,11 +39,24 @@ export function showTick(t, state) {
   $('tile-active').textContent = eq.reduce((a, b) => a + b, 0);
   $('eq-total').innerHTML = eqBars(eq, true);
   const css = getComputedStyle(document.documentElement);
-  const secs = t.seconds;
-  spark($('spark-tps'), secs.map(s => s.calls), css.getPropertyValue('--accent'));
-  spark($('spark-avg'), secs.map(s => s.avg_ms), css.getPropertyValue('--ok'));
-  spark($('spark-err'), secs.map(s => (s.calls ? s.errors / s.calls : 0)), css.getPropertyValue('--err'));
+  let tps, avg, err;
+  if (state.service) {
+    // The push carries per-second history for all services only: one service's
+    // sparklines are the tiles' own values, tick by tick, since the filter was set.
+    if (hist.key !== state.service) Object.assign(hist, { key: state.service, tps: [], avg: [], err: [] });
+    hist.tps.push(r.tps); hist.avg.push(r.avg_ms); hist.err.push(r.error_rate);
+    for (const k of ['tps', 'avg', 'err']) if (hist[k].length > 60) hist[k].shift();
+    ({ tps, avg, err } = hist);
+  } else {
+    hist.key = null;
+    tps = t.seconds.map(s => s.calls); avg = t.seconds.map(s => s.avg_ms);
+    err = t.seconds.map(s => (s.calls ? s.errors / s.calls : 0));
+  }
+  spark($('spark-tps'), tps, css.getPropertyValue('--accent'));
+  spark($('spark-avg'), avg, css.getPropertyValue('--ok'));
+  spark($('spark-err'), err, css.getPropertyValue('--err'));
 }
+const hist = { key: null, tps: [], avg: [], err: [] };
 
 /** The services table: live numbers by service (from the last tick) beside the range's. */
 export function showServices(tick, range, error) {

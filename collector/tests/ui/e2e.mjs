@@ -171,8 +171,19 @@ try {
   await dark.waitForFunction(() => window.tern.state.service === 'nobody' && document.querySelector('#xview .empty').textContent !== 'loading…', null, { timeout: 10000 });
   const empty = await dark.textContent('#xview .empty');
   if (!empty.includes('No transactions')) fail(`empty state: "${empty}"`);
+  const leftovers = await dark.evaluate(() => [document.getElementById('selection').hidden, document.getElementById('detail').hidden]);
+  if (leftovers.some(h => !h)) fail(`a new URL without a selection still shows the old one: ${leftovers}`);
   await dark.screenshot({ path: join(shots, 'empty-dark.png') });
   ok('empty state and dark theme render');
+
+  // ---- an API error is shown, not swallowed -------------------------------------------
+  const bad = await browser.newPage({ viewport: { width: 1400, height: 700 } });
+  await bad.goto(`${api}/ui/#from=2000&to=1000`);
+  await bad.waitForSelector('#banner:not([hidden])', { timeout: 10000 });
+  const bannerText = await bad.textContent('#banner');
+  if (!bannerText.includes('must be before to')) fail(`error banner: "${bannerText}"`);
+  await bad.screenshot({ path: join(shots, 'error.png') });
+  ok('an API error shows in a banner');
 
   if (consoleErrors.length) fail('console errors: ' + consoleErrors.join(' | '));
 } catch (e) {
