@@ -136,6 +136,7 @@ fn the_ui_shows_the_api_numbers_and_a_drag_select_lists_exactly_the_transactions
         "ok statistics match /api/v1/endpoints",
         "ok active services list the agent's running transactions",
         "ok empty state and dark theme render",
+        "ok filters narrow the X-View",
         "ok an API error shows in a banner",
     ] {
         assert!(

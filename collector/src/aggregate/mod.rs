@@ -22,6 +22,9 @@ use crate::model::rows::TransactionRow;
 pub const KEEP_SECS: i64 = 300;
 /// Most recent points kept for the live X-View.
 pub const MAX_POINTS: usize = 200_000;
+/// Seconds that keep their histogram (the live rates need the newest few only; older
+/// seconds keep their sums, ~13 KB less each).
+pub const HIST_KEEP_SECS: i64 = 15;
 /// Highest elapsed time the histograms track exactly (longer ones are clamped): one hour.
 const HIST_MAX_US: u64 = 3_600_000_000;
 
@@ -42,7 +45,8 @@ struct Bucket {
     calls: u64,
     errors: u64,
     elapsed_sum_us: u64,
-    hist: Histogram<u64>,
+    /// `None` once the second is older than [`HIST_KEEP_SECS`].
+    hist: Option<Histogram<u32>>,
 }
 
 impl Bucket {
@@ -51,7 +55,7 @@ impl Bucket {
             calls: 0,
             errors: 0,
             elapsed_sum_us: 0,
-            hist: Histogram::new_with_bounds(1, HIST_MAX_US, 2).expect("valid bounds"),
+            hist: Some(Histogram::new_with_bounds(1, HIST_MAX_US, 2).expect("valid bounds")),
         }
     }
 
@@ -60,7 +64,9 @@ impl Bucket {
         self.errors += other.errors;
         self.elapsed_sum_us += other.elapsed_sum_us;
         // Same bounds on both sides: the add cannot fail.
-        let _ = self.hist.add(&other.hist);
+        if let (Some(h), Some(o)) = (&mut self.hist, &other.hist) {
+            let _ = h.add(o);
+        }
     }
 }
 
@@ -129,19 +135,16 @@ impl LiveWindows {
             if sec < oldest {
                 continue;
             }
-            {
-                let bucket = inner
-                    .seconds
-                    .entry(sec)
-                    .or_default()
-                    .entry(t.service.clone())
-                    .or_insert_with(Bucket::new);
-                bucket.calls += 1;
-                bucket.errors += u64::from(t.error == 1);
-                bucket.elapsed_sum_us += t.elapsed_us;
-                bucket
-                    .hist
-                    .saturating_record(t.elapsed_us.clamp(1, HIST_MAX_US));
+            let services = inner.seconds.entry(sec).or_default();
+            if !services.contains_key(&t.service) {
+                services.insert(t.service.clone(), Bucket::new());
+            }
+            let bucket = services.get_mut(&t.service).expect("inserted above");
+            bucket.calls += 1;
+            bucket.errors += u64::from(t.error == 1);
+            bucket.elapsed_sum_us += t.elapsed_us;
+            if let Some(h) = &mut bucket.hist {
+                h.saturating_record(t.elapsed_us.clamp(1, HIST_MAX_US));
             }
             let seq = inner.next_seq;
             inner.next_seq += 1;
@@ -160,6 +163,12 @@ impl LiveWindows {
             });
         }
         inner.seconds.retain(|s, _| *s >= oldest);
+        let hist_oldest = now_ms.div_euclid(1000) - HIST_KEEP_SECS;
+        for (_, services) in inner.seconds.range_mut(..hist_oldest) {
+            for b in services.values_mut() {
+                b.hist = None;
+            }
+        }
     }
 
     /// The sequence number the next point will get: a live view starts from here.
@@ -227,12 +236,12 @@ impl LiveWindows {
             p95_ms: if b.calls == 0 {
                 0.0
             } else {
-                b.hist.value_at_quantile(0.95) as f64 / 1000.0
+                b.hist.as_ref().map_or(0, |h| h.value_at_quantile(0.95)) as f64 / 1000.0
             },
             max_ms: if b.calls == 0 {
                 0.0
             } else {
-                b.hist.max() as f64 / 1000.0
+                b.hist.as_ref().map_or(0, |h| h.max()) as f64 / 1000.0
             },
         };
         let list = per.iter().map(|(s, b)| rates(s, b)).collect();
@@ -329,12 +338,25 @@ mod tests {
     }
 
     #[test]
-    fn old_seconds_are_dropped() {
+    fn old_seconds_are_dropped_and_older_histograms_freed() {
         let w = LiveWindows::new();
         let now = 2_000_000_000;
         w.record(&[row("a", now - (KEEP_SECS + 10) * 1000, 5, false)], now);
-        w.record(&[row("a", now - 2000, 5, false)], now);
-        assert_eq!(w.inner.lock().seconds.len(), 1);
+        w.record(
+            &[
+                row("a", now - (HIST_KEEP_SECS + 5) * 1000, 5, false),
+                row("a", now - 2000, 5, false),
+            ],
+            now,
+        );
+        let inner = w.inner.lock();
+        assert_eq!(inner.seconds.len(), 2);
+        let hists: Vec<bool> = inner
+            .seconds
+            .values()
+            .map(|s| s["a"].hist.is_some())
+            .collect();
+        assert_eq!(hists, [false, true]);
     }
 
     #[test]

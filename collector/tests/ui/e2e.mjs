@@ -176,6 +176,21 @@ try {
   await dark.screenshot({ path: join(shots, 'empty-dark.png') });
   ok('empty state and dark theme render');
 
+  // ---- filters narrow the X-View -------------------------------------------------------
+  const filt = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  await filt.goto(`${api}/ui/#range=15m&service=billing&errors=1`);
+  await filt.waitForFunction(() => window.tern.loads >= 1, null, { timeout: 10000 });
+  const billingErrors = seeds.filter(x => x.service === 'billing' && x.error).length;
+  let n = await filt.evaluate(() => window.tern.store.n);
+  if (n !== billingErrors) fail(`service=billing&errors=1 shows ${n} points, want ${billingErrors}`);
+  await filt.selectOption('#service', 'shop');
+  await filt.waitForFunction(() => window.tern.loads >= 2, null, { timeout: 10000 });
+  n = await filt.evaluate(() => window.tern.store.n);
+  const shopErrors = seeds.filter(x => x.service === 'shop' && x.error).length;
+  if (n !== shopErrors || !filt.url().includes('service=shop')) fail(`service=shop&errors=1 shows ${n} points, want ${shopErrors}; url ${filt.url()}`);
+  await filt.close();
+  ok(`filters narrow the X-View (billing errors ${billingErrors}, shop errors ${shopErrors})`);
+
   // ---- an API error is shown, not swallowed -------------------------------------------
   const bad = await browser.newPage({ viewport: { width: 1400, height: 700 } });
   await bad.goto(`${api}/ui/#from=2000&to=1000`);
