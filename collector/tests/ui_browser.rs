@@ -137,6 +137,7 @@ fn the_ui_shows_the_api_numbers_and_a_drag_select_lists_exactly_the_transactions
         "ok active services list the agent's running transactions",
         "ok empty state and dark theme render",
         "ok filters narrow the X-View",
+        "ok wheel zoom keeps the view in the URL and loads it",
         "ok an API error shows in a banner",
     ] {
         assert!(

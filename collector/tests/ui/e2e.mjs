@@ -191,6 +191,21 @@ try {
   await filt.close();
   ok(`filters narrow the X-View (billing errors ${billingErrors}, shop errors ${shopErrors})`);
 
+  // ---- wheel zoom: a custom range in the URL, loaded from the store --------------------
+  const zoom = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  await zoom.goto(`${api}/ui/#range=15m`);
+  await zoom.waitForFunction(() => window.tern.loads >= 1, null, { timeout: 10000 });
+  const r = await zoom.evaluate(() => window.tern.xv.over.getBoundingClientRect().toJSON());
+  await zoom.mouse.move(r.x + r.width * 0.9, r.y + r.height / 2);
+  for (let i = 0; i < 4; i++) await zoom.mouse.wheel(0, -100);
+  await zoom.waitForFunction(() => window.tern.loads >= 2 && location.hash.includes('from='), null, { timeout: 10000 });
+  const z = await zoom.evaluate(() => ({ s: window.tern.state, n: window.tern.store.n, hash: location.hash }));
+  if (z.s.range !== 'custom' || !(z.s.to - z.s.from < 900000)) fail(`zoom: ${JSON.stringify(z)}`);
+  const inView = seeds.filter(x => x.end_ms >= Math.floor(z.s.from) && x.end_ms < Math.ceil(z.s.to)).length;
+  if (z.n < inView) fail(`zoomed view holds ${z.n} points, the seeds in it are ${inView}`);
+  await zoom.close();
+  ok(`wheel zoom keeps the view in the URL and loads it (${Math.round((z.s.to - z.s.from) / 1000)} s, ${z.n} points)`);
+
   // ---- an API error is shown, not swallowed -------------------------------------------
   const bad = await browser.newPage({ viewport: { width: 1400, height: 700 } });
   await bad.goto(`${api}/ui/#from=2000&to=1000`);
