@@ -133,7 +133,7 @@ fn the_ui_shows_the_api_numbers_and_a_drag_select_lists_exactly_the_transactions
         "ok call tree shows the transaction's SQL",
         "ok the URL restores the selection and the call tree",
         "ok the whole trace opens from the call tree",
-        "ok statistics match /api/v1/endpoints",
+        "ok statistics match /api/v1/endpoints and sort by a clicked column",
         "ok active services list the agent's running transactions",
         "ok empty state and dark theme render",
         "ok filters narrow the X-View",

@@ -147,10 +147,13 @@ try {
     const r = shown.find(x => x.service === e.service && x.endpoint === e.endpoint);
     if (!r || r.calls !== String(e.calls) || r.errors !== String(e.errors)) fail(`endpoint ${JSON.stringify(e)} shown as ${JSON.stringify(r)}`);
   }
+  await page.click('#st-endpoints th[data-k=avg_ms]');
+  const avgs = await page.evaluate(() => [...document.querySelectorAll('#st-endpoints tr[data-i] td[data-k=avg_ms]')].map(td => +td.textContent));
+  if (avgs.length < 2 || avgs.some((v, i) => i && v > avgs[i - 1])) fail(`sorting by avg ms (descending): ${avgs}`);
   const sqlText = await page.textContent('#st-sql');
   if (!sqlText.includes('SELECT * FROM orders WHERE id = ?')) fail(`top SQL lacks the fingerprint: ${sqlText.slice(0, 300)}`);
   await page.screenshot({ path: join(shots, 'statistics.png'), fullPage: true });
-  ok('statistics match /api/v1/endpoints');
+  ok('statistics match /api/v1/endpoints and sort by a clicked column');
 
   // ---- active services ---------------------------------------------------------------
   await page.click('#tabs a[data-tab=active]');
