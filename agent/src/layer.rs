@@ -15,8 +15,9 @@ use tracing_subscriber::Layer;
 
 use crate::active::{ActiveRegistry, Detail, TxState};
 use crate::classify::{AttrValue, Category, ErrorEvent, EventFields, Fields, OtelKind, Recorder};
-use crate::export::{Counters, FinishedSpan, Queue};
+use crate::export::{Counters, FinishedSpan};
 use crate::ids::{next_trace_id, next_u64, TraceParent};
+use crate::queue::Queue;
 
 /// State shared by the layer and the exporter thread.
 #[derive(Debug)]
@@ -75,22 +76,7 @@ impl SpanRecord {
     }
 }
 
-/// Wall-clock time in Unix nanoseconds (`clock_gettime` directly: this runs twice per
-/// span, and `SystemTime` adds a checked subtraction on top).
-pub(crate) fn now_unix_nano() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid out-pointer; CLOCK_REALTIME always exists on Linux.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
-    if rc != 0 {
-        return 0;
-    }
-    (ts.tv_sec as u64)
-        .wrapping_mul(1_000_000_000)
-        .wrapping_add(ts.tv_nsec as u64)
-}
+pub(crate) use crate::clock::now_unix_nano;
 
 /// The Tern layer. Add it next to your other layers:
 ///
