@@ -72,10 +72,18 @@ impl Default for Text {
 
 impl Text {
     /// Copies `s`, inline when short.
+    #[inline]
     pub fn new(s: &str) -> Text {
-        let mut t = Text::default();
-        t.push_str(s);
-        t
+        if s.len() <= INLINE {
+            let mut buf = [0; INLINE];
+            buf[..s.len()].copy_from_slice(s.as_bytes());
+            Text::Inline {
+                len: s.len() as u8,
+                buf,
+            }
+        } else {
+            Text::Heap(s.to_string())
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -229,6 +237,7 @@ impl Fields {
 
     /// Appends an attribute without looking for an earlier value of the key: the
     /// fields of one span or one `record` call have distinct names.
+    #[inline]
     pub(crate) fn add(&mut self, key: &'static str, value: AttrValue) {
         self.keys |= key_bits(key);
         self.attrs.push((key, value));
@@ -242,17 +251,25 @@ impl Fields {
         }
     }
 
+    #[inline(always)]
     fn record(&mut self, field: &Field, value: AttrValue) {
         let name = field.name();
-        // Most keys are plain attributes: the first byte tells them from the keys below.
+        // Most keys are plain attributes: the first byte tells them from the keys that
+        // `record_special` looks at.
         let special = match name.as_bytes().first() {
             Some(b'o' | b'e' | b't') => true,
             Some(b'm' | b'u' | b'v') => self.tower_http,
             _ => false,
         };
-        if !special {
-            return self.add(name, value);
+        if special {
+            self.record_special(name, value);
+        } else {
+            self.add(name, value);
         }
+    }
+
+    #[inline(never)]
+    fn record_special(&mut self, name: &'static str, value: AttrValue) {
         match name {
             "otel.kind" => self.otel_kind = value.as_str().and_then(OtelKind::parse),
             "otel.name" => self.otel_name = Some(value.to_string()),
