@@ -5,6 +5,7 @@
 //! that transaction's spans and the once-a-second reader, so it is uncontended.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -54,6 +55,12 @@ pub(crate) struct TxState {
     pub sampled: bool,
     pub worker: String,
     pub live: Mutex<Live>,
+    /// A span was created under the transaction (it took the trace id from it).
+    children: AtomicBool,
+    /// Thread CPU time spent inside the entry span, summed over its enters, in ns.
+    cpu_ns: AtomicU64,
+    /// Whether the entry span was entered and exited at least once.
+    cpu_measured: AtomicBool,
 }
 
 impl TxState {
@@ -84,7 +91,37 @@ impl TxState {
                 span_id,
                 first_error: None,
             }),
+            children: AtomicBool::new(false),
+            cpu_ns: AtomicU64::new(0),
+            cpu_measured: AtomicBool::new(false),
         }
+    }
+
+    /// Adds the CPU time of one enter/exit of the entry span.
+    pub(crate) fn add_cpu(&self, ns: u64) {
+        self.cpu_ns.fetch_add(ns, Ordering::Relaxed);
+        self.cpu_measured.store(true, Ordering::Relaxed);
+    }
+
+    /// The CPU time spent inside the entry span, when it was ever entered.
+    pub(crate) fn cpu_ns(&self) -> Option<u64> {
+        self.cpu_measured
+            .load(Ordering::Relaxed)
+            .then(|| self.cpu_ns.load(Ordering::Relaxed))
+    }
+
+    /// Notes that a span was created under the transaction (a load, and a store only
+    /// the first time).
+    #[inline]
+    pub(crate) fn mark_child(&self) {
+        if !self.children.load(Ordering::Relaxed) {
+            self.children.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether any span was created under the transaction.
+    pub(crate) fn has_children(&self) -> bool {
+        self.children.load(Ordering::Relaxed)
     }
 
     /// Records that the transaction now runs `span_id` doing `kind`/`detail`.
@@ -180,6 +217,65 @@ impl ActiveRegistry {
     }
 }
 
+/// The registry ids of open entry spans, so that entering and exiting a span can tell
+/// in a few loads (no registry lookup) whether it is an entry whose CPU time is measured.
+/// Open addressing without tombstones: an id lives in one of [`PROBES`] slots after its
+/// hash, and every lookup reads all of them.
+#[derive(Debug)]
+pub(crate) struct EntryIds {
+    slots: Box<[AtomicU64]>,
+}
+
+const SLOTS: usize = 4096;
+const PROBES: usize = 8;
+
+impl Default for EntryIds {
+    fn default() -> Self {
+        EntryIds {
+            slots: (0..SLOTS).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+}
+
+impl EntryIds {
+    #[inline]
+    fn start(id: u64) -> usize {
+        (id.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - SLOTS.trailing_zeros())) as usize
+    }
+
+    #[inline]
+    fn probe(id: u64) -> impl Iterator<Item = usize> {
+        let s = Self::start(id);
+        (0..PROBES).map(move |i| (s + i) & (SLOTS - 1))
+    }
+
+    /// Adds an id (not 0); `false` when its slots are all taken (then its CPU time is
+    /// not measured).
+    pub(crate) fn insert(&self, id: u64) -> bool {
+        Self::probe(id).any(|i| {
+            self.slots[i]
+                .compare_exchange(0, id, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        })
+    }
+
+    pub(crate) fn remove(&self, id: u64) {
+        for i in Self::probe(id) {
+            if self.slots[i]
+                .compare_exchange(id, 0, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+            {
+                return;
+            }
+        }
+    }
+
+    #[inline]
+    pub(crate) fn contains(&self, id: u64) -> bool {
+        Self::probe(id).any(|i| self.slots[i].load(Ordering::Relaxed) == id)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,5 +321,36 @@ mod tests {
         assert_eq!(s.current_detail, "load_cart");
         t.end_activity(5, || None);
         assert_eq!(t.snapshot().current_detail, "");
+    }
+
+    #[test]
+    fn entry_ids_are_found_until_removed_and_a_full_neighbourhood_refuses() {
+        let ids = EntryIds::default();
+        assert!(ids.insert(42));
+        assert!(ids.contains(42));
+        assert!(!ids.contains(43));
+        // Ids that hash to the same slot fill its neighbourhood, then are refused.
+        let start = EntryIds::start(42);
+        let same: Vec<u64> = (1..u64::MAX)
+            .filter(|&i| i != 42 && EntryIds::start(i) == start)
+            .take(PROBES)
+            .collect();
+        for &i in &same[..PROBES - 1] {
+            assert!(ids.insert(i));
+        }
+        assert!(!ids.insert(same[PROBES - 1]), "all {PROBES} slots taken");
+        ids.remove(42);
+        assert!(!ids.contains(42));
+        assert!(same[..PROBES - 1].iter().all(|&i| ids.contains(i)));
+        assert!(ids.insert(same[PROBES - 1]), "a freed slot is reused");
+    }
+
+    #[test]
+    fn cpu_time_is_summed_and_absent_until_measured() {
+        let t = tx(1, 100);
+        assert_eq!(t.cpu_ns(), None);
+        t.add_cpu(1_500);
+        t.add_cpu(2_000);
+        assert_eq!(t.cpu_ns(), Some(3_500));
     }
 }

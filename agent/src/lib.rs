@@ -78,6 +78,7 @@ impl Builder {
         let (queue, rx) = queue::Queue::bounded(config.queue_size);
         let shared = Arc::new(layer::Shared {
             active: active::ActiveRegistry::default(),
+            entries: active::EntryIds::default(),
             queue,
             counters: export::Counters::default(),
             sample_ratio: AtomicU64::new(config.sample_ratio.to_bits()),
