@@ -123,6 +123,39 @@ impl TernLayer {
         crate::export::stats(&self.shared)
     }
 
+    #[inline(never)]
+    fn entry_entered(&self, id: &Id) {
+        let key = Arc::as_ptr(&self.shared) as usize;
+        let cpu = thread_cpu_ns();
+        let _ = ENTERED.try_with(|e| e.borrow_mut().push((key, id.into_u64(), cpu)));
+    }
+
+    #[inline(never)]
+    fn entry_exited<S>(&self, id: &Id, ctx: Context<'_, S>)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let key = Arc::as_ptr(&self.shared) as usize;
+        let entered = ENTERED
+            .try_with(|e| {
+                let mut e = e.borrow_mut();
+                let i = e
+                    .iter()
+                    .rposition(|&(k, i, _)| k == key && i == id.into_u64())?;
+                Some(e.remove(i).2)
+            })
+            .ok()
+            .flatten();
+        let (Some(start), Some(span)) = (entered, ctx.span(id)) else {
+            return;
+        };
+        let used = thread_cpu_ns().saturating_sub(start);
+        let ext = span.extensions();
+        if let Some(rec) = ext.get::<SpanRecord>() {
+            rec.tx.add_cpu(used);
+        }
+    }
+
     /// A `traceparent` recorded on an entry span after it was created
     /// (`span.record("traceparent", header)`): the transaction continues the caller's
     /// trace, as if the header had been given at creation, provided no span was created
@@ -269,38 +302,18 @@ where
         update_live(&rec.tx, &rec.fields, rec.name);
     }
 
+    #[inline]
     fn on_enter(&self, id: &Id, _ctx: Context<'_, S>) {
-        // Entry spans only: a few loads decide, no registry lookup for other spans.
-        if !self.shared.entries.contains(id.into_u64()) {
-            return;
+        // Entry spans only: one load decides, no registry lookup for other spans.
+        if self.shared.entries.contains(id.into_u64()) {
+            self.entry_entered(id);
         }
-        let key = Arc::as_ptr(&self.shared) as usize;
-        let cpu = thread_cpu_ns();
-        let _ = ENTERED.try_with(|e| e.borrow_mut().push((key, id.into_u64(), cpu)));
     }
 
+    #[inline]
     fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
-        if !self.shared.entries.contains(id.into_u64()) {
-            return;
-        }
-        let key = Arc::as_ptr(&self.shared) as usize;
-        let entered = ENTERED
-            .try_with(|e| {
-                let mut e = e.borrow_mut();
-                let i = e
-                    .iter()
-                    .rposition(|&(k, i, _)| k == key && i == id.into_u64())?;
-                Some(e.remove(i).2)
-            })
-            .ok()
-            .flatten();
-        let (Some(start), Some(span)) = (entered, ctx.span(id)) else {
-            return;
-        };
-        let used = thread_cpu_ns().saturating_sub(start);
-        let ext = span.extensions();
-        if let Some(rec) = ext.get::<SpanRecord>() {
-            rec.tx.add_cpu(used);
+        if self.shared.entries.contains(id.into_u64()) {
+            self.entry_exited(id, ctx);
         }
     }
 
