@@ -11,6 +11,8 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use tern_proto::v1::{ActiveTransaction, ActivityKind};
 
+use crate::export::FinishedSpan;
+
 /// What a running transaction is doing now.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Detail {
@@ -61,7 +63,13 @@ pub(crate) struct TxState {
     cpu_ns: AtomicU64,
     /// Whether the entry span was entered and exited at least once.
     cpu_measured: AtomicBool,
+    /// Finished spans of an unsampled transaction, held until its entry span ends in
+    /// case it turns out slow (see `Shared::profile_threshold_ns`).
+    held: Mutex<Vec<FinishedSpan>>,
 }
+
+/// At most this many spans of one unsampled transaction are held.
+const MAX_HELD: usize = 1_024;
 
 impl TxState {
     pub(crate) fn new(
@@ -94,7 +102,24 @@ impl TxState {
             children: AtomicBool::new(false),
             cpu_ns: AtomicU64::new(0),
             cpu_measured: AtomicBool::new(false),
+            held: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Holds a finished span of this (unsampled) transaction; `false` when it already
+    /// holds [`MAX_HELD`] spans (the span is dropped).
+    pub(crate) fn hold(&self, span: FinishedSpan) -> bool {
+        let mut held = self.held.lock();
+        if held.len() >= MAX_HELD {
+            return false;
+        }
+        held.push(span);
+        true
+    }
+
+    /// The held spans, leaving none.
+    pub(crate) fn take_held(&self) -> Vec<FinishedSpan> {
+        std::mem::take(&mut *self.held.lock())
     }
 
     /// Adds the CPU time of one enter/exit of the entry span.

@@ -385,6 +385,10 @@ async fn run_live(
         shared
             .sample_ratio
             .store(ratio.to_bits(), Ordering::Relaxed);
+        shared.profile_threshold_ns.store(
+            s.profile_threshold_ms.saturating_mul(1_000_000),
+            Ordering::Relaxed,
+        );
     };
     let snapshot = |transactions| ActiveSnapshot {
         agent_id: agent_id.clone(),

@@ -29,6 +29,10 @@ pub(crate) struct Shared {
     pub counters: Counters,
     /// Sampling ratio as `f64` bits (remote settings may change it).
     pub sample_ratio: AtomicU64,
+    /// Unsampled transactions lasting at least this long (ns) still export their call
+    /// tree: their spans are held until the entry span ends. 0: off. Set by the
+    /// collector's remote settings (`profile_threshold_ms`).
+    pub profile_threshold_ns: AtomicU64,
     pub parent_based: bool,
 }
 
@@ -121,6 +125,10 @@ impl TernLayer {
     /// The agent's counters (exported, dropped, retried, active).
     pub fn stats(&self) -> crate::Stats {
         crate::export::stats(&self.shared)
+    }
+
+    fn profile_threshold(&self) -> u64 {
+        self.shared.profile_threshold_ns.load(Ordering::Relaxed)
     }
 
     #[inline(never)]
@@ -384,6 +392,12 @@ where
                     };
                     Some((rec.parent_span_id, kind, detail, since))
                 });
+                if !rec.tx.sampled && self.profile_threshold() > 0 {
+                    let span = FinishedSpan::take(rec, end, None);
+                    if !rec.tx.hold(span) {
+                        self.shared.counters.add_dropped(1);
+                    }
+                }
                 rec.tx.sampled
             }
         };
@@ -399,6 +413,16 @@ where
             &self.shared.counters,
             FinishedSpan::take(rec, end, first_error),
         );
+        if rec.category == Category::Entry && !rec.tx.sampled {
+            // A slow unsampled transaction gets its call tree after all.
+            let held = rec.tx.take_held();
+            let threshold = self.profile_threshold();
+            if threshold > 0 && end.saturating_sub(rec.start_unix_nano) >= threshold {
+                for span in held {
+                    self.shared.queue.push(&self.shared.counters, span);
+                }
+            }
+        }
     }
 }
 
@@ -591,6 +615,14 @@ mod tests {
 
     /// A layer whose finished spans stay in the queue for the test to read.
     fn capture(f: impl FnOnce()) -> Vec<crate::export::FinishedSpan> {
+        capture_with(1.0, 0, f)
+    }
+
+    fn capture_with(
+        sample_ratio: f64,
+        profile_threshold_ns: u64,
+        f: impl FnOnce(),
+    ) -> Vec<crate::export::FinishedSpan> {
         use std::sync::atomic::AtomicU64;
         let (queue, mut rx) = crate::queue::Queue::bounded(1_000);
         let shared = std::sync::Arc::new(super::Shared {
@@ -598,7 +630,8 @@ mod tests {
             entries: crate::active::EntryIds::default(),
             queue,
             counters: crate::export::Counters::default(),
-            sample_ratio: AtomicU64::new(1f64.to_bits()),
+            sample_ratio: AtomicU64::new(sample_ratio.to_bits()),
+            profile_threshold_ns: AtomicU64::new(profile_threshold_ns),
             parent_based: true,
         });
         let layer = super::TernLayer { shared };
@@ -640,5 +673,21 @@ mod tests {
         assert!((4_000..5_000).contains(&us), "{us} µs");
         let method = spans.iter().find(|s| s.name == "render").unwrap();
         assert_eq!(cpu_us(method), None, "method spans carry no CPU time");
+    }
+
+    #[test]
+    fn unsampled_transactions_over_the_profile_threshold_export_their_call_tree() {
+        let names = |spans: Vec<crate::export::FinishedSpan>| -> Vec<String> {
+            let mut v: Vec<String> = spans.iter().map(|s| s.name.to_string()).collect();
+            v.sort();
+            v
+        };
+        // Any transaction lasts at least 1 ns; none lasts an hour.
+        let slow = capture_with(0.0, 1, transaction);
+        assert_eq!(names(slow), ["GET /a", "q", "work"]);
+        let fast = capture_with(0.0, 3_600_000_000_000, transaction);
+        assert_eq!(names(fast), ["GET /a"], "only the entry span");
+        let off = capture_with(0.0, 0, transaction);
+        assert_eq!(names(off), ["GET /a"]);
     }
 }

@@ -82,6 +82,7 @@ impl Builder {
             queue,
             counters: export::Counters::default(),
             sample_ratio: AtomicU64::new(config.sample_ratio.to_bits()),
+            profile_threshold_ns: AtomicU64::new(0),
             parent_based: config.parent_based,
         });
         let guard = export::start(config, shared.clone(), rx)?;
