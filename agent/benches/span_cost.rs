@@ -205,6 +205,7 @@ fn bench(c: &mut Criterion) {
             println!("{row}|");
         }
     }
+    clock_costs();
     for s in stacks {
         if let Some((layer, guard)) = s.tern {
             drop(guard);
@@ -215,6 +216,38 @@ fn bench(c: &mut Criterion) {
             );
         }
     }
+}
+
+/// What one clock reading costs here: the span clock reads the TSC when the kernel's
+/// clocksource is `tsc`, else `clock_gettime(CLOCK_REALTIME)`.
+fn clock_costs() {
+    const N: u32 = 10_000_000;
+    let time = |f: &dyn Fn() -> u64| {
+        let start = Instant::now();
+        let mut acc = 0u64;
+        for _ in 0..N {
+            acc = acc.wrapping_add(f());
+        }
+        black_box(acc);
+        start.elapsed().as_nanos() as f64 / f64::from(N)
+    };
+    let realtime = time(&|| {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: a valid out-pointer for clock_gettime.
+        unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+        ts.tv_nsec as u64
+    });
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: rdtsc has no preconditions on x86_64.
+        let tsc = time(&|| unsafe { core::arch::x86_64::_rdtsc() });
+        println!("\none clock reading: clock_gettime(CLOCK_REALTIME) {realtime:.1} ns, rdtsc {tsc:.1} ns");
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    println!("\none clock reading: clock_gettime(CLOCK_REALTIME) {realtime:.1} ns");
 }
 
 const SPANS: u64 = 1_000_000;

@@ -285,4 +285,11 @@ mod tests {
             last = t;
         }
     }
+
+    #[test]
+    fn the_tsc_is_used_exactly_when_it_is_the_kernel_clocksource() {
+        init();
+        let tsc = tsc_is_the_kernel_clocksource();
+        assert_eq!(source(), if tsc { "tsc" } else { "realtime" });
+    }
 }
