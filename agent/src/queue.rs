@@ -2,7 +2,9 @@
 //! thread, in per-thread batches.
 //!
 //! Each application thread appends finished spans to its own buffer (a lock that only
-//! it and, once per export interval, the exporter ever take: uncontended). A full buffer
+//! it and, once per export interval, the exporter ever take: uncontended; the
+//! application only tries it and, in the rare moment the exporter holds it, sends its
+//! span alone instead of waiting). A full buffer
 //! of [`BATCH`] spans goes to the exporter in one channel operation, so the shared
 //! channel and its cache lines are touched once per batch instead of once per span; the
 //! exporter sends the emptied buffers back for reuse (no allocation in steady state).
@@ -104,13 +106,23 @@ impl Queue {
         let local = inner
             .locals
             .get_or(|| Mutex::new(Vec::with_capacity(BATCH)));
-        let mut buf = local.lock();
+        // Only the exporter ever holds this lock besides us, for a swap; if it holds it
+        // now (even preempted), do not wait: send this span alone.
+        let Some(mut buf) = local.try_lock() else {
+            return self.send(counters, vec![span]);
+        };
         buf.push(span);
         if buf.len() < BATCH {
             return;
         }
         let full = std::mem::replace(&mut *buf, inner.spare());
         drop(buf);
+        self.send(counters, full);
+    }
+
+    /// Hands a batch to the exporter, or drops and counts it.
+    fn send(&self, counters: &Counters, full: Batch) {
+        let inner = &*self.inner;
         let n = full.len();
         inner.queued.fetch_add(n, Ordering::Relaxed);
         if let Err(TrySendError::Full(b) | TrySendError::Disconnected(b)) =
@@ -271,6 +283,25 @@ mod tests {
             .flat_map(|t| (0..7).map(move |i| t * 100 + i))
             .collect();
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn a_span_pushed_while_the_exporter_holds_the_buffer_goes_alone_without_waiting() {
+        let (q, mut rx) = Queue::bounded(1_000);
+        let c = Counters::default();
+        q.push(&c, span(1));
+        {
+            let local = q.inner.locals.get().unwrap();
+            let _exporter = local.lock();
+            q.push(&c, span(2));
+        }
+        assert_eq!(q.len(), 2);
+        let mut out = Vec::new();
+        rx.fill(&mut out, 10);
+        let mut got = ids(&out);
+        got.sort();
+        assert_eq!(got, [1, 2]);
+        assert_eq!(c.dropped(), 0);
     }
 
     #[test]
