@@ -165,18 +165,47 @@ fn bench(c: &mut Criterion) {
     if std::env::var_os("SPAN_COST_NO_TABLE").is_some() {
         return; // profiling criterion's loop alone
     }
-    println!("\nper span, plain loop of {SPANS} spans each:");
+    println!("\nper span, plain loop of {SPANS} spans, median of {ROUNDS} interleaved rounds:");
+    let mut runs: Vec<Vec<Figures>> = stacks.iter().map(|_| Vec::new()).collect();
+    for _ in 0..ROUNDS {
+        for (s, r) in stacks.iter().zip(&mut runs) {
+            r.push(in_transaction(&s.dispatch, measure));
+        }
+    }
+    let figs: Vec<Figures> = runs.iter().map(|r| Figures::median(r)).collect();
     println!(
         "| stack | wall ns | app-thread CPU ns | background CPU ns | allocations (app thread) |"
     );
     println!("| --- | ---: | ---: | ---: | ---: |");
-    for s in &stacks {
-        let f = in_transaction(&s.dispatch, measure);
+    for (s, f) in stacks.iter().zip(&figs) {
         println!(
             "| {} | {:.0} | {:.0} | {:.0} | {:.2} |",
             s.name, f.wall_ns, f.cpu_ns, f.background_ns, f.allocs
         );
     }
+    // The layer's own cost: what it adds above the registry it runs on.
+    let find = |part: &str| stacks.iter().position(|s| s.name.contains(part));
+    if let (Some(reg), Some(otel)) = (find("registry alone"), find("opentelemetry")) {
+        let above = |i: usize, f: fn(&Figures) -> f64| f(&figs[i]) - f(&figs[reg]);
+        let wall: fn(&Figures) -> f64 = |f| f.wall_ns;
+        let cpu: fn(&Figures) -> f64 = |f| f.cpu_ns;
+        let total: fn(&Figures) -> f64 = |f| f.cpu_ns + f.background_ns;
+        println!("\nabove the registry alone (the layer's own cost), and tracing-opentelemetry's / this stack's:");
+        println!("| stack | wall ns above | × | app CPU ns above | × | app+background CPU ns above | × |");
+        println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+        for (i, s) in stacks.iter().enumerate() {
+            if i == reg || s.name == "no subscriber" {
+                continue;
+            }
+            let mut row = format!("| {} ", s.name);
+            for f in [wall, cpu, total] {
+                let (mine, theirs) = (above(i, f), above(otel, f));
+                row += &format!("| {mine:.0} | {:.1} ", theirs / mine.max(1.0));
+            }
+            println!("{row}|");
+        }
+    }
+    clock_costs();
     for s in stacks {
         if let Some((layer, guard)) = s.tern {
             drop(guard);
@@ -189,7 +218,40 @@ fn bench(c: &mut Criterion) {
     }
 }
 
+/// What one clock reading costs here: the span clock reads the TSC when the kernel's
+/// clocksource is `tsc`, else `clock_gettime(CLOCK_REALTIME)`.
+fn clock_costs() {
+    const N: u32 = 10_000_000;
+    let time = |f: &dyn Fn() -> u64| {
+        let start = Instant::now();
+        let mut acc = 0u64;
+        for _ in 0..N {
+            acc = acc.wrapping_add(f());
+        }
+        black_box(acc);
+        start.elapsed().as_nanos() as f64 / f64::from(N)
+    };
+    let realtime = time(&|| {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: a valid out-pointer for clock_gettime.
+        unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+        ts.tv_nsec as u64
+    });
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: rdtsc has no preconditions on x86_64.
+        let tsc = time(&|| unsafe { core::arch::x86_64::_rdtsc() });
+        println!("\none clock reading: clock_gettime(CLOCK_REALTIME) {realtime:.1} ns, rdtsc {tsc:.1} ns");
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    println!("\none clock reading: clock_gettime(CLOCK_REALTIME) {realtime:.1} ns");
+}
+
 const SPANS: u64 = 1_000_000;
+const ROUNDS: usize = 3;
 
 /// CPU time of the calling thread.
 fn thread_cpu_ns() -> u64 {
@@ -234,6 +296,22 @@ struct Figures {
     allocs: f64,
 }
 
+impl Figures {
+    fn median(runs: &[Figures]) -> Figures {
+        let med = |f: fn(&Figures) -> f64| {
+            let mut v: Vec<f64> = runs.iter().map(f).collect();
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        Figures {
+            wall_ns: med(|f| f.wall_ns),
+            cpu_ns: med(|f| f.cpu_ns),
+            background_ns: med(|f| f.background_ns),
+            allocs: med(|f| f.allocs),
+        }
+    }
+}
+
 fn measure() -> Figures {
     for i in 0..10_000 {
         one_span(i);
@@ -271,7 +349,30 @@ criterion_group! {
     targets = bench
 }
 
+/// `SPAN_COST_STACK=<part of a stack name>`: a plain loop of `SPAN_COST_SPANS` spans on that
+/// stack only, no criterion (for `valgrind --tool=callgrind` and `perf record`).
+fn profile_one(filter: &str) {
+    let spans: u64 = std::env::var("SPAN_COST_SPANS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let stacks = stacks();
+    let s = stacks
+        .iter()
+        .find(|s| s.name.contains(filter))
+        .expect("SPAN_COST_STACK matches no stack name");
+    in_transaction(&s.dispatch, || {
+        for i in 0..spans {
+            one_span(i);
+        }
+    });
+    println!("{}: {spans} spans", s.name);
+}
+
 fn main() {
+    if let Ok(filter) = std::env::var("SPAN_COST_STACK") {
+        return profile_one(&filter);
+    }
     benches();
     Criterion::default().configure_from_args().final_summary();
 }

@@ -5,10 +5,13 @@
 //! that transaction's spans and the once-a-second reader, so it is uncontended.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 use tern_proto::v1::{ActiveTransaction, ActivityKind};
+
+use crate::export::FinishedSpan;
 
 /// What a running transaction is doing now.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,7 +57,19 @@ pub(crate) struct TxState {
     pub sampled: bool,
     pub worker: String,
     pub live: Mutex<Live>,
+    /// A span was created under the transaction (it took the trace id from it).
+    children: AtomicBool,
+    /// Thread CPU time spent inside the entry span, summed over its enters, in ns.
+    cpu_ns: AtomicU64,
+    /// Whether the entry span was entered and exited at least once.
+    cpu_measured: AtomicBool,
+    /// Finished spans of an unsampled transaction, held until its entry span ends in
+    /// case it turns out slow (see `Shared::profile_threshold_ns`).
+    held: Mutex<Vec<FinishedSpan>>,
 }
+
+/// At most this many spans of one unsampled transaction are held.
+const MAX_HELD: usize = 1_024;
 
 impl TxState {
     pub(crate) fn new(
@@ -84,7 +99,54 @@ impl TxState {
                 span_id,
                 first_error: None,
             }),
+            children: AtomicBool::new(false),
+            cpu_ns: AtomicU64::new(0),
+            cpu_measured: AtomicBool::new(false),
+            held: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Holds a finished span of this (unsampled) transaction; `false` when it already
+    /// holds [`MAX_HELD`] spans (the span is dropped).
+    pub(crate) fn hold(&self, span: FinishedSpan) -> bool {
+        let mut held = self.held.lock();
+        if held.len() >= MAX_HELD {
+            return false;
+        }
+        held.push(span);
+        true
+    }
+
+    /// The held spans, leaving none.
+    pub(crate) fn take_held(&self) -> Vec<FinishedSpan> {
+        std::mem::take(&mut *self.held.lock())
+    }
+
+    /// Adds the CPU time of one enter/exit of the entry span.
+    pub(crate) fn add_cpu(&self, ns: u64) {
+        self.cpu_ns.fetch_add(ns, Ordering::Relaxed);
+        self.cpu_measured.store(true, Ordering::Relaxed);
+    }
+
+    /// The CPU time spent inside the entry span, when it was ever entered.
+    pub(crate) fn cpu_ns(&self) -> Option<u64> {
+        self.cpu_measured
+            .load(Ordering::Relaxed)
+            .then(|| self.cpu_ns.load(Ordering::Relaxed))
+    }
+
+    /// Notes that a span was created under the transaction (a load, and a store only
+    /// the first time).
+    #[inline]
+    pub(crate) fn mark_child(&self) {
+        if !self.children.load(Ordering::Relaxed) {
+            self.children.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether any span was created under the transaction.
+    pub(crate) fn has_children(&self) -> bool {
+        self.children.load(Ordering::Relaxed)
     }
 
     /// Records that the transaction now runs `span_id` doing `kind`/`detail`.
@@ -180,6 +242,74 @@ impl ActiveRegistry {
     }
 }
 
+/// The registry ids of open entry spans, so that entering and exiting a span can tell
+/// in a few loads (no registry lookup) whether it is an entry whose CPU time is measured.
+/// Open addressing without tombstones: an id lives in one of [`PROBES`] slots after its
+/// hash; a count per hash says whether any id with that hash is in, so the common lookup
+/// (a span that is not an entry) is one load.
+#[derive(Debug)]
+pub(crate) struct EntryIds {
+    slots: Box<[AtomicU64]>,
+    counts: Box<[AtomicU32]>,
+}
+
+const SLOTS: usize = 4096;
+const PROBES: usize = 8;
+
+impl Default for EntryIds {
+    fn default() -> Self {
+        EntryIds {
+            slots: (0..SLOTS).map(|_| AtomicU64::new(0)).collect(),
+            counts: (0..SLOTS).map(|_| AtomicU32::new(0)).collect(),
+        }
+    }
+}
+
+impl EntryIds {
+    #[inline]
+    fn start(id: u64) -> usize {
+        (id.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - SLOTS.trailing_zeros())) as usize
+    }
+
+    #[inline]
+    fn probe(id: u64) -> impl Iterator<Item = usize> {
+        let s = Self::start(id);
+        (0..PROBES).map(move |i| (s + i) & (SLOTS - 1))
+    }
+
+    /// Adds an id (not 0); `false` when its slots are all taken (then its CPU time is
+    /// not measured).
+    pub(crate) fn insert(&self, id: u64) -> bool {
+        let added = Self::probe(id).any(|i| {
+            self.slots[i]
+                .compare_exchange(0, id, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        });
+        if added {
+            self.counts[Self::start(id)].fetch_add(1, Ordering::Relaxed);
+        }
+        added
+    }
+
+    pub(crate) fn remove(&self, id: u64) {
+        for i in Self::probe(id) {
+            if self.slots[i]
+                .compare_exchange(id, 0, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+            {
+                self.counts[Self::start(id)].fetch_sub(1, Ordering::Relaxed);
+                return;
+            }
+        }
+    }
+
+    #[inline]
+    pub(crate) fn contains(&self, id: u64) -> bool {
+        self.counts[Self::start(id)].load(Ordering::Relaxed) != 0
+            && Self::probe(id).any(|i| self.slots[i].load(Ordering::Relaxed) == id)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,5 +355,36 @@ mod tests {
         assert_eq!(s.current_detail, "load_cart");
         t.end_activity(5, || None);
         assert_eq!(t.snapshot().current_detail, "");
+    }
+
+    #[test]
+    fn entry_ids_are_found_until_removed_and_a_full_neighbourhood_refuses() {
+        let ids = EntryIds::default();
+        assert!(ids.insert(42));
+        assert!(ids.contains(42));
+        assert!(!ids.contains(43));
+        // Ids that hash to the same slot fill its neighbourhood, then are refused.
+        let start = EntryIds::start(42);
+        let same: Vec<u64> = (1..u64::MAX)
+            .filter(|&i| i != 42 && EntryIds::start(i) == start)
+            .take(PROBES)
+            .collect();
+        for &i in &same[..PROBES - 1] {
+            assert!(ids.insert(i));
+        }
+        assert!(!ids.insert(same[PROBES - 1]), "all {PROBES} slots taken");
+        ids.remove(42);
+        assert!(!ids.contains(42));
+        assert!(same[..PROBES - 1].iter().all(|&i| ids.contains(i)));
+        assert!(ids.insert(same[PROBES - 1]), "a freed slot is reused");
+    }
+
+    #[test]
+    fn cpu_time_is_summed_and_absent_until_measured() {
+        let t = tx(1, 100);
+        assert_eq!(t.cpu_ns(), None);
+        t.add_cpu(1_500);
+        t.add_cpu(2_000);
+        assert_eq!(t.cpu_ns(), Some(3_500));
     }
 }

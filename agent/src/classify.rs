@@ -72,10 +72,18 @@ impl Default for Text {
 
 impl Text {
     /// Copies `s`, inline when short.
+    #[inline]
     pub fn new(s: &str) -> Text {
-        let mut t = Text::default();
-        t.push_str(s);
-        t
+        if s.len() <= INLINE {
+            let mut buf = [0; INLINE];
+            buf[..s.len()].copy_from_slice(s.as_bytes());
+            Text::Inline {
+                len: s.len() as u8,
+                buf,
+            }
+        } else {
+            Text::Heap(s.to_string())
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -193,6 +201,31 @@ pub struct Fields {
     pub traceparent: Option<Box<TraceParent>>,
     /// Set for tower-http spans: `method` and `uri` map to HTTP attributes.
     pub tower_http: bool,
+    /// Which kinds of keys were recorded ([`SQL_KEY`], [`EXTERNAL_KEY`]): the category
+    /// is decided from these bits, not by searching the attributes again.
+    pub keys: u8,
+}
+
+/// A `db.*` key that makes a span a SQL call was recorded.
+pub const SQL_KEY: u8 = 1;
+/// A URL or address key that makes a span an external call was recorded.
+pub const EXTERNAL_KEY: u8 = 2;
+
+/// The category bits a key sets.
+#[inline]
+fn key_bits(key: &str) -> u8 {
+    // Most keys are none of these: the first byte rules them out.
+    if !matches!(
+        key.as_bytes().first(),
+        Some(b'd' | b'h' | b'u' | b's' | b'r')
+    ) {
+        return 0;
+    }
+    match key {
+        "db.system" | "db.system.name" | "db.statement" | "db.query.text" => SQL_KEY,
+        "http.url" | "url.full" | "server.address" | "rpc.system" => EXTERNAL_KEY,
+        _ => 0,
+    }
 }
 
 impl Fields {
@@ -202,19 +235,41 @@ impl Fields {
             .find_map(|k| self.attrs.iter().find(|(n, _)| n == k).map(|(_, v)| v))
     }
 
-    fn has(&self, keys: &[&str]) -> bool {
-        self.attrs.iter().any(|(n, _)| keys.contains(n))
+    /// Appends an attribute without looking for an earlier value of the key: the
+    /// fields of one span or one `record` call have distinct names.
+    #[inline]
+    pub(crate) fn add(&mut self, key: &'static str, value: AttrValue) {
+        self.keys |= key_bits(key);
+        self.attrs.push((key, value));
     }
 
+    /// Sets an attribute, replacing an earlier value of the key.
     pub(crate) fn set(&mut self, key: &'static str, value: AttrValue) {
         match self.attrs.iter_mut().find(|(n, _)| *n == key) {
             Some(slot) => slot.1 = value,
-            None => self.attrs.push((key, value)),
+            None => self.add(key, value),
         }
     }
 
+    #[inline(always)]
     fn record(&mut self, field: &Field, value: AttrValue) {
         let name = field.name();
+        // Most keys are plain attributes: the first byte tells them from the keys that
+        // `record_special` looks at.
+        let special = match name.as_bytes().first() {
+            Some(b'o' | b'e' | b't') => true,
+            Some(b'm' | b'u' | b'v') => self.tower_http,
+            _ => false,
+        };
+        if special {
+            self.record_special(name, value);
+        } else {
+            self.add(name, value);
+        }
+    }
+
+    #[inline(never)]
+    fn record_special(&mut self, name: &'static str, value: AttrValue) {
         match name {
             "otel.kind" => self.otel_kind = value.as_str().and_then(OtelKind::parse),
             "otel.name" => self.otel_name = Some(value.to_string()),
@@ -237,7 +292,7 @@ impl Fields {
             "traceparent" => {
                 self.traceparent = value.as_str().and_then(TraceParent::parse).map(Box::new);
             }
-            "method" if self.tower_http => self.set("http.request.method", value),
+            "method" if self.tower_http => self.add("http.request.method", value),
             "uri" if self.tower_http => {
                 let uri = value.to_string();
                 // tower-http records the request target; keep the path and the query apart.
@@ -249,13 +304,13 @@ impl Fields {
                         .unwrap_or_else(|| "/".into()),
                     None => path,
                 };
-                self.set("url.path", AttrValue::Str(path.into()));
+                self.add("url.path", AttrValue::Str(path.into()));
             }
-            "version" if self.tower_http => self.set(
+            "version" if self.tower_http => self.add(
                 "network.protocol.version",
                 AttrValue::Str(Text::from(value.to_string())),
             ),
-            _ => self.set(name, value),
+            _ => self.add(name, value),
         }
     }
 
@@ -264,6 +319,7 @@ impl Fields {
         for (k, v) in later.attrs {
             self.set(k, v);
         }
+        self.keys |= later.keys;
         if later.otel_kind.is_some() {
             self.otel_kind = later.otel_kind;
         }
@@ -285,16 +341,11 @@ impl Fields {
         {
             return Category::Entry;
         }
-        if self.has(&[
-            "db.system",
-            "db.system.name",
-            "db.statement",
-            "db.query.text",
-        ]) {
+        if self.keys & SQL_KEY != 0 {
             return Category::Sql;
         }
         if matches!(self.otel_kind, Some(OtelKind::Client | OtelKind::Producer))
-            || self.has(&["http.url", "url.full", "server.address", "rpc.system"])
+            || self.keys & EXTERNAL_KEY != 0
         {
             return Category::External;
         }
@@ -439,7 +490,7 @@ mod tests {
     fn fields(pairs: &[(&'static str, AttrValue)]) -> Fields {
         let mut f = Fields::default();
         for (k, v) in pairs {
-            f.attrs.push((k, v.clone()));
+            f.add(k, v.clone());
         }
         f
     }

@@ -13,7 +13,6 @@ use std::time::Duration;
 use tern_proto::codec::RawCodec;
 
 use bytes::Bytes;
-use crossbeam_channel::{Receiver, Sender, TrySendError};
 use tern_proto::v1::live_service_client::LiveServiceClient;
 use tern_proto::v1::{ActiveSnapshot, AgentHeartbeat, AgentHello, RemoteSettings};
 use tokio::sync::watch;
@@ -25,6 +24,7 @@ use crate::classify::{Attrs, Category, ErrorEvent, OtelKind};
 use crate::config::{Config, Transport};
 use crate::layer::{now_unix_nano, Shared};
 use crate::otlp;
+use crate::queue::Receiver;
 
 /// A span that has ended, waiting for export.
 #[derive(Debug)]
@@ -53,6 +53,18 @@ pub(crate) struct Counters {
     warned_drop: AtomicBool,
 }
 
+impl Counters {
+    /// Counts spans thrown away (a full queue or a stopped exporter).
+    pub(crate) fn add_dropped(&self, n: u64) {
+        self.dropped.fetch_add(n, Ordering::Relaxed);
+    }
+
+    #[cfg(test)]
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
 /// A reading of the agent's counters, since it started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Stats {
@@ -78,31 +90,8 @@ pub(crate) fn stats(shared: &Shared) -> Stats {
         dropped_spans: c.dropped.load(Ordering::Relaxed),
         retried_batches: c.retried.load(Ordering::Relaxed),
         rejected_spans: c.rejected.load(Ordering::Relaxed),
-        queued_spans: shared.queue.tx.len(),
+        queued_spans: shared.queue.len(),
         active_transactions: shared.active.len(),
-    }
-}
-
-/// The application side of the bounded queue.
-#[derive(Debug)]
-pub(crate) struct Queue {
-    tx: Sender<FinishedSpan>,
-}
-
-impl Queue {
-    pub(crate) fn bounded(size: usize) -> (Queue, Receiver<FinishedSpan>) {
-        let (tx, rx) = crossbeam_channel::bounded(size);
-        (Queue { tx }, rx)
-    }
-
-    /// Never blocks: a full queue (or a stopped exporter) drops the span and counts it.
-    pub(crate) fn push(&self, counters: &Counters, span: FinishedSpan) {
-        match self.tx.try_send(span) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                counters.dropped.fetch_add(1, Ordering::Relaxed);
-            }
-        }
     }
 }
 
@@ -151,7 +140,7 @@ pub enum StartError {
 pub(crate) fn start(
     config: Config,
     shared: Arc<Shared>,
-    rx: Receiver<FinishedSpan>,
+    rx: Receiver,
 ) -> Result<Guard, StartError> {
     let endpoint = match &config.transport {
         Transport::Grpc(url) => Some(
@@ -225,7 +214,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 async fn run_exporter(
     config: Config,
     shared: Arc<Shared>,
-    rx: Receiver<FinishedSpan>,
+    mut rx: Receiver,
     channel: Option<Channel>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -234,12 +223,13 @@ async fn run_exporter(
     let mut deadline: Option<Instant> = None;
     let mut batch: Vec<FinishedSpan> = Vec::with_capacity(config.batch_size);
     loop {
+        crate::clock::recalibrate();
         if deadline.is_none() && *stop.borrow() {
             deadline = Some(Instant::now() + config.shutdown_timeout);
         }
         loop {
             // One buffer, reused: no large allocation per batch.
-            batch.extend(rx.try_iter().take(config.batch_size));
+            rx.fill(&mut batch, config.batch_size);
             if batch.is_empty() {
                 break;
             }
@@ -269,7 +259,7 @@ async fn run_exporter(
         }
     }
     // Anything still queued after the flush ran out of time is lost: count it.
-    let left = rx.try_iter().count() as u64;
+    let left = rx.close();
     shared.counters.dropped.fetch_add(left, Ordering::Relaxed);
 }
 
@@ -395,6 +385,10 @@ async fn run_live(
         shared
             .sample_ratio
             .store(ratio.to_bits(), Ordering::Relaxed);
+        shared.profile_threshold_ns.store(
+            s.profile_threshold_ms.saturating_mul(1_000_000),
+            Ordering::Relaxed,
+        );
     };
     let snapshot = |transactions| ActiveSnapshot {
         agent_id: agent_id.clone(),

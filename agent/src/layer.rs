@@ -13,23 +13,39 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
-use crate::active::{ActiveRegistry, Detail, TxState};
+use crate::active::{ActiveRegistry, Detail, EntryIds, TxState};
 use crate::classify::{AttrValue, Category, ErrorEvent, EventFields, Fields, OtelKind, Recorder};
-use crate::export::{Counters, FinishedSpan, Queue};
+use crate::export::{Counters, FinishedSpan};
 use crate::ids::{next_trace_id, next_u64, TraceParent};
+use crate::queue::Queue;
 
 /// State shared by the layer and the exporter thread.
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub active: ActiveRegistry,
+    /// Registry ids of open entry spans (their CPU time is measured).
+    pub entries: EntryIds,
     pub queue: Queue,
     pub counters: Counters,
     /// Sampling ratio as `f64` bits (remote settings may change it).
     pub sample_ratio: AtomicU64,
+    /// Unsampled transactions lasting at least this long (ns) still export their call
+    /// tree: their spans are held until the entry span ends. 0: off. Set by the
+    /// collector's remote settings (`profile_threshold_ms`).
+    pub profile_threshold_ns: AtomicU64,
     pub parent_based: bool,
 }
 
 impl Shared {
+    /// The sampling decision for a trace continued from a caller's `traceparent`.
+    fn sampled_remote(&self, tp: &TraceParent) -> bool {
+        if self.parent_based {
+            tp.sampled
+        } else {
+            self.sampled(tp.trace_id)
+        }
+    }
+
     fn sampled(&self, trace_id: u128) -> bool {
         let ratio = f64::from_bits(self.sample_ratio.load(Ordering::Relaxed));
         if ratio >= 1.0 {
@@ -75,21 +91,22 @@ impl SpanRecord {
     }
 }
 
-/// Wall-clock time in Unix nanoseconds (`clock_gettime` directly: this runs twice per
-/// span, and `SystemTime` adds a checked subtraction on top).
-pub(crate) fn now_unix_nano() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid out-pointer; CLOCK_REALTIME always exists on Linux.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
-    if rc != 0 {
-        return 0;
-    }
-    (ts.tv_sec as u64)
-        .wrapping_mul(1_000_000_000)
-        .wrapping_add(ts.tv_nsec as u64)
+pub(crate) use crate::clock::now_unix_nano;
+
+/// The attribute with the CPU time of a transaction's entry span, in µs (thread CPU time
+/// between each enter and exit of the span, summed).
+pub(crate) const CPU_TIME_US: &str = "tern.cpu_time_us";
+
+thread_local! {
+    /// Entry spans entered on this thread: (layer, span id, thread CPU ns at enter).
+    static ENTERED: std::cell::RefCell<Vec<(usize, u64, u64)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// CPU time of the calling thread (`CLOCK_THREAD_CPUTIME_ID`: a system call, so it is
+/// read only around entry spans).
+fn thread_cpu_ns() -> u64 {
+    crate::clock::clock_ns(libc::CLOCK_THREAD_CPUTIME_ID)
 }
 
 /// The Tern layer. Add it next to your other layers:
@@ -108,6 +125,71 @@ impl TernLayer {
     /// The agent's counters (exported, dropped, retried, active).
     pub fn stats(&self) -> crate::Stats {
         crate::export::stats(&self.shared)
+    }
+
+    fn profile_threshold(&self) -> u64 {
+        self.shared.profile_threshold_ns.load(Ordering::Relaxed)
+    }
+
+    #[inline(never)]
+    fn entry_entered(&self, id: &Id) {
+        let key = Arc::as_ptr(&self.shared) as usize;
+        let cpu = thread_cpu_ns();
+        let _ = ENTERED.try_with(|e| e.borrow_mut().push((key, id.into_u64(), cpu)));
+    }
+
+    #[inline(never)]
+    fn entry_exited<S>(&self, id: &Id, ctx: Context<'_, S>)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let key = Arc::as_ptr(&self.shared) as usize;
+        let entered = ENTERED
+            .try_with(|e| {
+                let mut e = e.borrow_mut();
+                let i = e
+                    .iter()
+                    .rposition(|&(k, i, _)| k == key && i == id.into_u64())?;
+                Some(e.remove(i).2)
+            })
+            .ok()
+            .flatten();
+        let (Some(start), Some(span)) = (entered, ctx.span(id)) else {
+            return;
+        };
+        let used = thread_cpu_ns().saturating_sub(start);
+        let ext = span.extensions();
+        if let Some(rec) = ext.get::<SpanRecord>() {
+            rec.tx.add_cpu(used);
+        }
+    }
+
+    /// A `traceparent` recorded on an entry span after it was created
+    /// (`span.record("traceparent", header)`): the transaction continues the caller's
+    /// trace, as if the header had been given at creation, provided no span was created
+    /// under it yet (its children already carry the trace id they were given). Later, or
+    /// for the same trace, the value stays an attribute only.
+    fn continue_remote_trace(&self, rec: &mut SpanRecord, tp: TraceParent) {
+        let old = &rec.tx;
+        if old.has_children() || (old.trace_id == tp.trace_id && rec.parent_span_id == tp.span_id) {
+            return;
+        }
+        let tx = Arc::new(TxState::new(
+            tp.trace_id,
+            rec.span_id,
+            old.start_unix_nano,
+            self.shared.sampled_remote(&tp),
+            String::new(),
+        ));
+        tx.live.lock().first_error = old.live.lock().first_error.take();
+        if let Some(ns) = old.cpu_ns() {
+            tx.add_cpu(ns);
+        }
+        self.shared.active.remove(rec.span_id);
+        self.shared.active.insert(tx.clone());
+        rec.tx = tx;
+        rec.parent_span_id = tp.span_id;
+        rec.fields.otel_kind.get_or_insert(OtelKind::Server);
     }
 }
 
@@ -150,6 +232,7 @@ where
                     _ => ActivityKind::Method,
                 };
                 parent_activity = (kind, name, r.start_unix_nano);
+                r.tx.mark_child();
                 (r.tx.clone(), r.span_id)
             })
         });
@@ -158,14 +241,7 @@ where
             (Category::Entry, parent) => {
                 let (trace_id, parent_span_id, sampled) =
                     match (fields.traceparent.as_deref(), &parent) {
-                        (Some(tp), _) => {
-                            let sampled = if self.shared.parent_based {
-                                tp.sampled
-                            } else {
-                                self.shared.sampled(tp.trace_id)
-                            };
-                            (tp.trace_id, tp.span_id, sampled)
-                        }
+                        (Some(tp), _) => (tp.trace_id, tp.span_id, self.shared.sampled_remote(tp)),
                         (None, Some((ptx, pid))) => (ptx.trace_id, *pid, ptx.sampled),
                         (None, None) => {
                             let t = next_trace_id();
@@ -184,6 +260,7 @@ where
                 ));
                 update_live(&tx, &fields, meta.name());
                 self.shared.active.insert(tx.clone());
+                self.shared.entries.insert(id.into_u64());
                 (tx, parent_span_id)
             }
             (_, Some((tx, pid))) => (tx, pid),
@@ -222,9 +299,29 @@ where
         let Some(rec) = ext.get_mut::<SpanRecord>() else {
             return;
         };
+        let remote = later.traceparent.as_deref().copied();
         rec.fields.merge(later);
-        if rec.category == Category::Entry {
-            update_live(&rec.tx, &rec.fields, rec.name);
+        if rec.category != Category::Entry {
+            return;
+        }
+        if let Some(tp) = remote {
+            self.continue_remote_trace(rec, tp);
+        }
+        update_live(&rec.tx, &rec.fields, rec.name);
+    }
+
+    #[inline]
+    fn on_enter(&self, id: &Id, _ctx: Context<'_, S>) {
+        // Entry spans only: one load decides, no registry lookup for other spans.
+        if self.shared.entries.contains(id.into_u64()) {
+            self.entry_entered(id);
+        }
+    }
+
+    #[inline]
+    fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
+        if self.shared.entries.contains(id.into_u64()) {
+            self.entry_exited(id, ctx);
         }
     }
 
@@ -278,6 +375,11 @@ where
         let export = match rec.category {
             Category::Entry => {
                 self.shared.active.remove(rec.span_id);
+                self.shared.entries.remove(id.into_u64());
+                if let Some(ns) = rec.tx.cpu_ns() {
+                    let us = i64::try_from(ns / 1_000).unwrap_or(i64::MAX);
+                    rec.fields.set(CPU_TIME_US, AttrValue::I64(us));
+                }
                 true
             }
             _ => {
@@ -290,6 +392,12 @@ where
                     };
                     Some((rec.parent_span_id, kind, detail, since))
                 });
+                if !rec.tx.sampled && self.profile_threshold() > 0 {
+                    let span = FinishedSpan::take(rec, end, None);
+                    if !rec.tx.hold(span) {
+                        self.shared.counters.add_dropped(1);
+                    }
+                }
                 rec.tx.sampled
             }
         };
@@ -305,6 +413,16 @@ where
             &self.shared.counters,
             FinishedSpan::take(rec, end, first_error),
         );
+        if rec.category == Category::Entry && !rec.tx.sampled {
+            // A slow unsampled transaction gets its call tree after all.
+            let held = rec.tx.take_held();
+            let threshold = self.profile_threshold();
+            if threshold > 0 && end.saturating_sub(rec.start_unix_nano) >= threshold {
+                for span in held {
+                    self.shared.queue.push(&self.shared.counters, span);
+                }
+            }
+        }
     }
 }
 
@@ -439,5 +557,137 @@ mod tests {
             assert_eq!(super::current_traceparent(), Some(outer));
             drop(root);
         });
+    }
+
+    const HEADER: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    const REMOTE_TRACE: u128 = 0x4bf92f3577b34da6a3ce929d0e0e4736;
+
+    fn with_layer(f: impl FnOnce(&super::TernLayer)) {
+        let (layer, _guard) = crate::Builder::default()
+            .transport(crate::Transport::Discard)
+            .build()
+            .unwrap();
+        let handle = layer.clone();
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+            f(&handle)
+        });
+    }
+
+    #[test]
+    fn a_traceparent_recorded_before_the_first_child_span_continues_the_callers_trace() {
+        with_layer(|layer| {
+            let span = tracing::info_span!(
+                "GET /items",
+                otel.kind = "server",
+                traceparent = tracing::field::Empty
+            );
+            span.record("traceparent", HEADER);
+            {
+                let _e = span.enter();
+                let tp = super::current_traceparent().unwrap();
+                assert_eq!(tp.trace_id, REMOTE_TRACE);
+                assert_ne!(
+                    tp.span_id, 0x00f067aa0ba902b7,
+                    "the entry has its own span id"
+                );
+                let _child = tracing::info_span!("load").entered();
+                assert_eq!(super::current_traceparent().unwrap().trace_id, REMOTE_TRACE);
+                assert_eq!(layer.stats().active_transactions, 1);
+            }
+            drop(span);
+            assert_eq!(layer.stats().active_transactions, 0);
+        });
+    }
+
+    #[test]
+    fn a_traceparent_recorded_after_a_child_span_exists_does_not_split_the_trace() {
+        with_layer(|_| {
+            let span = tracing::info_span!("job", traceparent = tracing::field::Empty);
+            let _e = span.enter();
+            let own = super::current_traceparent().unwrap().trace_id;
+            let child = tracing::info_span!("step");
+            span.record("traceparent", HEADER);
+            assert_eq!(super::current_traceparent().unwrap().trace_id, own);
+            let _c = child.entered();
+            assert_eq!(super::current_traceparent().unwrap().trace_id, own);
+        });
+    }
+
+    /// A layer whose finished spans stay in the queue for the test to read.
+    fn capture(f: impl FnOnce()) -> Vec<crate::export::FinishedSpan> {
+        capture_with(1.0, 0, f)
+    }
+
+    fn capture_with(
+        sample_ratio: f64,
+        profile_threshold_ns: u64,
+        f: impl FnOnce(),
+    ) -> Vec<crate::export::FinishedSpan> {
+        use std::sync::atomic::AtomicU64;
+        let (queue, mut rx) = crate::queue::Queue::bounded(1_000);
+        let shared = std::sync::Arc::new(super::Shared {
+            active: crate::active::ActiveRegistry::default(),
+            entries: crate::active::EntryIds::default(),
+            queue,
+            counters: crate::export::Counters::default(),
+            sample_ratio: AtomicU64::new(sample_ratio.to_bits()),
+            profile_threshold_ns: AtomicU64::new(profile_threshold_ns),
+            parent_based: true,
+        });
+        let layer = super::TernLayer { shared };
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), f);
+        let mut out = Vec::new();
+        rx.fill(&mut out, 1_000);
+        out
+    }
+
+    /// Keeps this thread on the CPU for `ns` of its own CPU time.
+    fn burn_cpu(ns: u64) {
+        let until = super::thread_cpu_ns() + ns;
+        while super::thread_cpu_ns() < until {
+            std::hint::black_box(0u64);
+        }
+    }
+
+    fn cpu_us(span: &crate::export::FinishedSpan) -> Option<i64> {
+        span.attrs.iter().find_map(|(k, v)| match v {
+            crate::classify::AttrValue::I64(us) if *k == super::CPU_TIME_US => Some(*us),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn entry_spans_carry_their_cpu_time_summed_over_every_enter() {
+        let spans = capture(|| {
+            let tx = tracing::info_span!("GET /report", otel.kind = "server");
+            for _ in 0..2 {
+                let _e = tx.enter();
+                let _m = tracing::info_span!("render").entered();
+                burn_cpu(2_000_000);
+            }
+            // Time outside the span is not counted.
+            burn_cpu(5_000_000);
+        });
+        let entry = spans.iter().find(|s| s.name == "GET /report").unwrap();
+        let us = cpu_us(entry).expect("tern.cpu_time_us on the entry span");
+        assert!((4_000..5_000).contains(&us), "{us} µs");
+        let method = spans.iter().find(|s| s.name == "render").unwrap();
+        assert_eq!(cpu_us(method), None, "method spans carry no CPU time");
+    }
+
+    #[test]
+    fn unsampled_transactions_over_the_profile_threshold_export_their_call_tree() {
+        let names = |spans: Vec<crate::export::FinishedSpan>| -> Vec<String> {
+            let mut v: Vec<String> = spans.iter().map(|s| s.name.to_string()).collect();
+            v.sort();
+            v
+        };
+        // Any transaction lasts at least 1 ns; none lasts an hour.
+        let slow = capture_with(0.0, 1, transaction);
+        assert_eq!(names(slow), ["GET /a", "q", "work"]);
+        let fast = capture_with(0.0, 3_600_000_000_000, transaction);
+        assert_eq!(names(fast), ["GET /a"], "only the entry span");
+        let off = capture_with(0.0, 0, transaction);
+        assert_eq!(names(off), ["GET /a"]);
     }
 }

@@ -31,11 +31,13 @@
 
 mod active;
 mod classify;
+mod clock;
 mod config;
 mod export;
 mod ids;
 mod layer;
 mod otlp;
+mod queue;
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -72,12 +74,15 @@ impl Builder {
     /// the [`Guard`] that flushes on drop.
     pub fn build(self) -> Result<(TernLayer, Guard), Error> {
         let config = self.config()?;
-        let (queue, rx) = export::Queue::bounded(config.queue_size);
+        clock::init();
+        let (queue, rx) = queue::Queue::bounded(config.queue_size);
         let shared = Arc::new(layer::Shared {
             active: active::ActiveRegistry::default(),
+            entries: active::EntryIds::default(),
             queue,
             counters: export::Counters::default(),
             sample_ratio: AtomicU64::new(config.sample_ratio.to_bits()),
+            profile_threshold_ns: AtomicU64::new(0),
             parent_based: config.parent_based,
         });
         let guard = export::start(config, shared.clone(), rx)?;

@@ -58,7 +58,7 @@ fn transactions_call_trees_errors_and_joined_traces_arrive() {
     let c = common::collector();
     let (layer, guard) = agent(&c, "orders");
     let subscriber = tracing_subscriber::registry().with(layer);
-    let (ok_tx, failed_tx, downstream, outgoing) = tracing::subscriber::with_default(
+    let (ok_tx, failed_tx, downstream, outgoing, recorded) = tracing::subscriber::with_default(
         subscriber,
         || {
             // A transaction with a method, a SQL statement and an external call.
@@ -71,6 +71,7 @@ fn transactions_call_trees_errors_and_joined_traces_arrive() {
             );
             let (ok_tx, outgoing) = entry.in_scope(|| {
                 load_order(42);
+                burn_cpu_ms(3);
                 let outgoing = call_inventory();
                 (tern_agent::current_traceparent().unwrap(), outgoing)
             });
@@ -90,14 +91,30 @@ fn transactions_call_trees_errors_and_joined_traces_arrive() {
             let header = outgoing.to_header();
             let remote = tracing::info_span!("GET /items/{id}", http.route = "/items/{id}", traceparent = %header);
             let downstream = remote.in_scope(|| tern_agent::current_traceparent().unwrap());
-            (ok_tx, failed_tx, downstream, outgoing)
+            drop(remote);
+
+            // The same with the header recorded after the span was created (a framework
+            // that creates the request span before reading headers).
+            let later = tracing::info_span!(
+                "GET /stock",
+                otel.kind = "server",
+                http.route = "/stock",
+                traceparent = tracing::field::Empty
+            );
+            later.record("traceparent", header.as_str());
+            let recorded = later.in_scope(|| tern_agent::current_traceparent().unwrap());
+            (ok_tx, failed_tx, downstream, outgoing, recorded)
         },
     );
     drop(guard); // flushes
     assert_eq!(downstream.trace_id, ok_tx.trace_id, "the trace continues");
+    assert_eq!(
+        recorded.trace_id, ok_tx.trace_id,
+        "a recorded traceparent too"
+    );
 
     let list = c.eventually("/api/v1/transactions?from=0&service=orders", |b| {
-        b["total"].as_u64() == Some(3)
+        b["total"].as_u64() == Some(4)
     });
     let txs = list["transactions"].as_array().unwrap();
     let find = |tp: &TraceParent| {
@@ -109,6 +126,11 @@ fn transactions_call_trees_errors_and_joined_traces_arrive() {
     };
     let ok = find(&ok_tx);
     assert_eq!(ok["endpoint"], "GET /orders/{id}");
+    // tern.cpu_time_us: at least the CPU time burnt inside the entry span.
+    let cpu_ms = ok["cpu_ms"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no cpu_ms in {ok}"));
+    assert!(cpu_ms >= 3.0, "{ok}");
     assert_eq!(ok["error"], false);
     assert_eq!(ok["sql_count"], 1);
     assert_eq!(ok["external_count"], 1);
@@ -151,6 +173,32 @@ fn transactions_call_trees_errors_and_joined_traces_arrive() {
         format!("{:016x}", outgoing.span_id).as_str(),
         "{down_span}"
     );
+    let recorded_span = spans
+        .iter()
+        .find(|s| s["span_id"] == format!("{:016x}", recorded.span_id).as_str())
+        .unwrap_or_else(|| panic!("span with a recorded traceparent missing in {trace}"));
+    assert_eq!(
+        recorded_span["parent_span_id"],
+        format!("{:016x}", outgoing.span_id).as_str(),
+        "{recorded_span}"
+    );
+}
+
+/// Keeps this thread on the CPU for `ms` of its own CPU time.
+fn burn_cpu_ms(ms: u64) {
+    let cpu = || {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: a valid out-pointer for clock_gettime.
+        unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+        ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    };
+    let until = cpu() + ms * 1_000_000;
+    while cpu() < until {
+        std::hint::black_box(0u64);
+    }
 }
 
 #[test]
