@@ -49,7 +49,7 @@ fn url_end(frame: Frame, rv: Option<&Zval>, tx: &mut Tx, open: Open) {
     let mut more = Vec::new();
     if let Some(s) = status {
         more.push(("http.response.status_code", Val::I(s)));
-        if s >= 400 && error.is_none() {
+        if s >= 400 {
             error = Some((s.to_string(), format!("HTTP {s}")));
         }
     }
