@@ -11,6 +11,7 @@ use ext_php_rs::types::{ZendCallable, Zval};
 unsafe extern "C" {
     fn zend_is_auto_global_str(name: *const c_char, len: usize) -> bool;
     fn zend_memory_peak_usage(real: bool) -> usize;
+    fn zend_clear_exception();
     static mut sapi_module: ffi::sapi_module_struct;
 }
 
@@ -90,9 +91,33 @@ impl Frame {
     }
 }
 
+fn has_exception() -> bool {
+    // SAFETY: reading the executor globals (NTS).
+    unsafe { !ffi::executor_globals.exception.is_null() }
+}
+
+/// Runs `f`, and if it raised an exception where there was none, clears it: what the
+/// hooks do must never change what the application sees.
+fn contained<R>(f: impl FnOnce() -> Option<R>) -> Option<R> {
+    if has_exception() {
+        return f();
+    }
+    let r = f();
+    if has_exception() {
+        // SAFETY: an exception is pending and it is ours.
+        unsafe { zend_clear_exception() };
+        return None;
+    }
+    r
+}
+
 /// Reads a property of an object (declared, dynamic or computed by handlers),
-/// silently, as an owned value. Use only on objects whose handlers cannot throw for it.
+/// silently, as an owned value; an exception raised by the read is cleared.
 pub fn read_prop(obj: &Zval, name: &str) -> Option<Zval> {
+    contained(|| read_prop_raw(obj, name))
+}
+
+fn read_prop_raw(obj: &Zval, name: &str) -> Option<Zval> {
     let o: *mut zend_object = obj.dereference().object()? as *const _ as *mut _;
     let mut rv = Zval::new();
     // SAFETY: valid object; silent read; the result points into the object or `rv`.
@@ -120,14 +145,17 @@ pub fn prop_bytes(obj: &Zval, name: &str) -> Option<Vec<u8>> {
     read_prop(obj, name).and_then(|z| zval_bytes(&z).map(<[u8]>::to_vec))
 }
 
-/// Calls a PHP function by name; `None` when it fails or throws.
+/// Calls a PHP function by name; `None` when it fails or throws (an exception it
+/// raised is cleared).
 pub fn call(name: &str, args: &[&Zval]) -> Option<Zval> {
-    let f = ZendCallable::try_from_name(name).ok()?;
-    let params: Vec<&dyn ext_php_rs::convert::IntoZvalDyn> = args
-        .iter()
-        .map(|z| *z as &dyn ext_php_rs::convert::IntoZvalDyn)
-        .collect();
-    f.try_call(params).ok()
+    contained(|| {
+        let f = ZendCallable::try_from_name(name).ok()?;
+        let params: Vec<&dyn ext_php_rs::convert::IntoZvalDyn> = args
+            .iter()
+            .map(|z| *z as &dyn ext_php_rs::convert::IntoZvalDyn)
+            .collect();
+        f.try_call(params).ok()
+    })
 }
 
 /// The pending exception's class and message, if one is being thrown.
