@@ -154,6 +154,15 @@ pub fn init(module_number: i32) -> &'static Config {
     CONFIG.get_or_init(|| config)
 }
 
+/// `tern.service_name` as in force now: php-fpm pools may set it per pool
+/// (`php_admin_value`), after module start. Empty or missing gives the module-start value.
+pub fn service_name() -> String {
+    ini_value("tern.service_name")
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| get().service_name.clone())
+}
+
 /// Path of `tern.debug_dump` (a file the summary of each frame is appended to; tests).
 pub fn debug_dump() -> Option<String> {
     ini_value("tern.debug_dump").filter(|s| !s.is_empty())

@@ -12,7 +12,6 @@ use opentelemetry_proto::tonic::trace::v1::{
     span, status, ResourceSpans, ScopeSpans, Span, Status,
 };
 
-use crate::config::Config;
 use crate::request::{Tx, Val};
 use crate::{clock, tree};
 
@@ -67,11 +66,11 @@ fn exception_event(at: u64, kind: &str, message: &str, where_: Option<String>) -
 }
 
 /// Builds the OTLP request for a finished transaction.
-pub fn build(config: &Config, tx: &Tx, keep_tree: bool, pid: i32) -> ExportTraceServiceRequest {
+pub fn build(tx: &Tx, keep_tree: bool, pid: i32) -> ExportTraceServiceRequest {
     let host = host_name();
     let resource = Resource {
         attributes: vec![
-            s("service.name", config.service_name.clone()),
+            s("service.name", tx.service.clone()),
             s("service.instance.id", host.clone()),
             s("host.name", host),
             s("telemetry.sdk.name", "tern-php"),

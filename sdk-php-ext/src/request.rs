@@ -148,6 +148,8 @@ pub struct Tx {
     pub script: String,
     /// Not an HTTP request.
     pub cli: bool,
+    /// `service.name` in force for this request.
+    pub service: String,
     /// Finished child spans.
     pub spans: Vec<SpanRec>,
     /// Child spans not kept (over [`MAX_SPANS`]).
@@ -367,8 +369,13 @@ pub fn begin(config: &Config, profiler: bool) {
             _ => "http".into(),
         };
         tx.script = lossy(php::server_var("SCRIPT_NAME").or(translated));
+        tx.service = config::service_name();
         tx.name = if tx.cli {
-            tx.script.clone()
+            if tx.script.is_empty() {
+                "php-cli".to_string()
+            } else {
+                tx.script.clone()
+            }
         } else {
             match config.naming {
                 Naming::Script => tx.script.clone(),
@@ -399,7 +406,7 @@ pub fn begin(config: &Config, profiler: bool) {
                 start_ns: tx.unix0,
                 trace_id: tx.trace_id,
                 span_id: tx.span_id,
-                service: config.service_name.as_bytes(),
+                service: tx.service.as_bytes(),
                 method: tx.method.as_bytes(),
                 client: tx.client.as_bytes(),
                 uri,
@@ -432,7 +439,7 @@ pub fn end(config: &Config) {
         let keep_tree = tx.tree.on
             && (tx.sampled
                 || (config.profile_threshold_ms > 0 && elapsed_ms >= config.profile_threshold_ms));
-        let request = otlp::build(config, tx, keep_tree, st.pid);
+        let request = otlp::build(tx, keep_tree, st.pid);
         if let Some(path) = config::debug_dump() {
             otlp::dump(&request, &path);
         }
