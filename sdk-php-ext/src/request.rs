@@ -18,6 +18,8 @@ use crate::{clock, naming, otlp, php, send};
 pub enum Val {
     /// A string.
     S(String),
+    /// A static string (no allocation).
+    Str(&'static str),
     /// An integer.
     I(i64),
 }
@@ -36,7 +38,7 @@ pub struct SpanRec {
     /// Span id.
     pub id: [u8; 8],
     /// Span name.
-    pub name: String,
+    pub name: std::borrow::Cow<'static, str>,
     /// Monotonic start and end.
     pub start: u64,
     /// See `start`.
@@ -61,7 +63,7 @@ pub struct Open {
     /// Call-tree node at start.
     pub node: u32,
     /// Span name.
-    pub name: String,
+    pub name: std::borrow::Cow<'static, str>,
     /// Attributes gathered at start.
     pub attrs: Attrs,
     /// An object handle the hook wants at the end (connection, statement, curl handle).

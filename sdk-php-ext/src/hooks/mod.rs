@@ -15,6 +15,7 @@ pub mod mysqli;
 pub mod pdo;
 pub mod stream;
 
+use std::borrow::Cow;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
@@ -297,11 +298,11 @@ unsafe extern "C" fn profile_end(_ex: *mut zend_execute_data, _retval: *mut zval
 
 /// A `begin` that only keeps the frame so `end` runs (no span by itself).
 pub fn mark(_frame: Frame, tx: &mut Tx) -> Option<Open> {
-    Some(open(tx, String::new(), Vec::new()))
+    Some(open(tx, Cow::Borrowed(""), Vec::new()))
 }
 
 /// A new call record starting now, under the current call-tree node.
-pub fn open(tx: &Tx, name: String, attrs: Attrs) -> Open {
+pub fn open(tx: &Tx, name: Cow<'static, str>, attrs: Attrs) -> Open {
     Open {
         ex: 0,
         id: clock::span_id(),
@@ -313,19 +314,23 @@ pub fn open(tx: &Tx, name: String, attrs: Attrs) -> Open {
     }
 }
 
-/// `SELECT`, `INSERT`, ... : the first word of a statement, upper-cased.
-pub fn sql_operation(sql: &str) -> String {
-    let word: String = sql
-        .trim_start()
-        .chars()
-        .take_while(|c| c.is_ascii_alphabetic())
-        .take(16)
-        .collect();
-    if word.is_empty() {
-        "SQL".into()
-    } else {
-        word.to_ascii_uppercase()
-    }
+const SQL_VERBS: [&str; 20] = [
+    "SELECT", "INSERT", "UPDATE", "DELETE", "REPLACE", "WITH", "CREATE", "DROP", "ALTER",
+    "TRUNCATE", "BEGIN", "START", "COMMIT", "ROLLBACK", "SET", "SHOW", "CALL", "EXPLAIN", "PRAGMA",
+    "USE",
+];
+
+/// `SELECT`, `INSERT`, ... : the first word of a statement, upper-cased (`SQL` when it is
+/// not a common verb, so span names stay few).
+pub fn sql_operation(sql: &str) -> &'static str {
+    let word = sql.trim_start();
+    let end = word.bytes().take_while(u8::is_ascii_alphabetic).count();
+    let word = &word[..end];
+    SQL_VERBS
+        .iter()
+        .find(|v| v.eq_ignore_ascii_case(word))
+        .copied()
+        .unwrap_or("SQL")
 }
 
 /// A SQL call on a known (or unknown) connection.
@@ -337,8 +342,8 @@ pub fn open_sql(tx: &Tx, conn: Option<&Conn>, sql: &[u8]) -> Open {
         .map(|c| c.system)
         .filter(|s| !s.is_empty())
         .unwrap_or("other_sql");
-    attrs.push(("db.system.name", Val::S(system.into())));
-    attrs.push(("db.operation.name", Val::S(op.clone())));
+    attrs.push(("db.system.name", Val::Str(system)));
+    attrs.push(("db.operation.name", Val::Str(op)));
     if let Some(c) = conn {
         if !c.db.is_empty() {
             attrs.push(("db.namespace", Val::S(c.db.clone())));
@@ -351,7 +356,7 @@ pub fn open_sql(tx: &Tx, conn: Option<&Conn>, sql: &[u8]) -> Open {
         }
     }
     attrs.push(("db.query.text", Val::S(text)));
-    open(tx, op, attrs)
+    open(tx, op.into(), attrs)
 }
 
 /// Splits a URL into (scheme, host, port).
@@ -391,7 +396,7 @@ pub fn open_http(tx: &Tx, method: &str, url: &str) -> Open {
     if let Some(p) = port {
         attrs.push(("server.port", Val::I(p)));
     }
-    open(tx, format!("{method} {host}"), attrs)
+    open(tx, format!("{method} {host}").into(), attrs)
 }
 
 /// The W3C `traceparent` for an outgoing call whose span is `open`.
@@ -471,5 +476,6 @@ mod tests {
     fn sql_operations_are_the_first_keyword() {
         assert_eq!(sql_operation("  select * from t"), "SELECT");
         assert_eq!(sql_operation("(SELECT 1)"), "SQL");
+        assert_eq!(sql_operation("vacuum"), "SQL");
     }
 }
