@@ -441,6 +441,16 @@ pub fn end(config: &Config) {
         let keep_tree = tx.tree.on
             && (tx.sampled
                 || (config.profile_threshold_ms > 0 && elapsed_ms >= config.profile_threshold_ms));
+        // A `pcntl_fork()` child ends the request it inherited: it must not write into
+        // the parent's socket stream or slot.
+        // SAFETY: getpid has no preconditions.
+        let pid = unsafe { libc::getpid() };
+        if pid != st.pid {
+            st.pid = pid;
+            st.sender = send::Sender::default(); // closing the inherited copy is harmless
+            st.slot = None;
+        }
+        let tx = &mut st.tx;
         let request = otlp::build(tx, keep_tree, st.pid);
         if let Some(path) = config::debug_dump() {
             otlp::dump(&request, &path);
