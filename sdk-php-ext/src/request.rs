@@ -85,6 +85,17 @@ pub struct Conn {
     pub sql: String,
 }
 
+/// Options the application set on a curl handle that the span needs.
+#[derive(Debug, Clone, Default)]
+pub struct CurlOpts {
+    /// `CURLOPT_HTTPHEADER` as set by the application (without our `traceparent`).
+    pub headers: Vec<String>,
+    /// The request method implied by `CURLOPT_CUSTOMREQUEST`, `CURLOPT_POST`, ...
+    pub method: Option<String>,
+    /// Whether `method` came from `CURLOPT_CUSTOMREQUEST` (flags set later do not win).
+    pub custom: bool,
+}
+
 /// The fatal error or uncaught exception that ended a request.
 #[derive(Debug, Clone)]
 pub struct Fatal {
@@ -168,8 +179,8 @@ pub struct Tx {
     pub cpu0: u64,
     /// Known connections and statements by object handle.
     pub conns: Vec<(u32, Conn)>,
-    /// Extra HTTP headers set by the application on curl handles, by handle.
-    pub curl_headers: Vec<(u32, Vec<String>)>,
+    /// What the application set on curl handles (headers, method), by handle.
+    pub curl_opts: Vec<(u32, CurlOpts)>,
     /// Curl handles added to a multi handle and not yet finished: (handle, open call).
     pub curl_multi: Vec<(u32, Open)>,
     /// Response status (at the end).
@@ -462,7 +473,7 @@ pub fn end(config: &Config) {
         tx.on = false;
         tx.tree.clear();
         tx.conns.clear();
-        tx.curl_headers.clear();
+        tx.curl_opts.clear();
     });
 }
 
