@@ -357,6 +357,8 @@ pub fn begin(config: &Config, profiler: bool) {
         let pid = unsafe { libc::getpid() };
         if pid != st.pid {
             st.pid = pid;
+            crate::hooks::install();
+            crate::hooks::install_done();
             clock::reseed();
             st.sender = send::Sender::default();
             st.slot = active().and_then(|m| m.claim(pid).ok());

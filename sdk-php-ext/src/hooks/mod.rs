@@ -2,12 +2,17 @@
 //!
 //! Each library is one module holding a table of [`Hook`]s — which internal function or
 //! method, what to do at its start and at its end — written over the shared helpers
-//! below ([`open_sql`], [`open_http`], [`finish`], [`failure`]). One observer init
-//! function matches functions against all tables once (PHP caches the answer per
-//! function) and hands out the generic handlers here, which look the hook up by
-//! function address, keep the call's [`Open`] record on the request's stack, publish the
-//! activity to the active slot, and catch panics (counted, never crossing into PHP).
-//! User functions get the call-tree handlers when profiling is configured.
+//! below ([`open_sql`], [`open_http`], [`finish`], [`failure`]). [`install`] finds each
+//! hooked internal function once per process and puts one generic wrapper in place of
+//! its handler: the wrapper looks the hook up by function address, runs its start,
+//! the original handler, its end, keeps the call's [`Open`] record on the request's
+//! stack, publishes the activity to the active slot, and catches panics (counted, never
+//! crossing into PHP).
+//!
+//! User functions are observed through the Zend Observer API, registered only when
+//! call trees are configured: in PHP 8.2 any fcall observer makes every request
+//! initialise a run-time cache for every internal function (tens of µs per request),
+//! which requests without call trees should not pay.
 
 pub mod curl;
 pub mod errors;
@@ -92,32 +97,22 @@ fn hook_at(mut index: usize) -> Option<&'static Hook> {
     None
 }
 
-fn find_hook(class: &[u8], function: &[u8]) -> Option<usize> {
-    let mut base = 0;
-    for t in TABLES {
-        if let Some(i) = t.iter().position(|h| {
-            h.function.as_bytes().eq_ignore_ascii_case(function)
-                && h.class.as_bytes().eq_ignore_ascii_case(class)
-        }) {
-            return Some(base + i);
-        }
-        base += t.len();
-    }
-    None
-}
-
 /// Hooked functions resolved so far: function address and hook index. Internal
 /// functions live for the process, so addresses are stable.
 static RESOLVED_FUNC: [AtomicUsize; 96] = [const { AtomicUsize::new(0) }; 96];
 static RESOLVED_HOOK: [AtomicUsize; 96] = [const { AtomicUsize::new(0) }; 96];
 static RESOLVED_LEN: AtomicUsize = AtomicUsize::new(0);
 
-fn resolved(func: *mut zend_function) -> Option<&'static Hook> {
+fn resolved_index(func: *mut zend_function) -> Option<usize> {
     let f = func as usize;
     let len = RESOLVED_LEN.load(Ordering::Acquire);
     (0..len)
         .find(|&i| RESOLVED_FUNC[i].load(Ordering::Relaxed) == f)
-        .and_then(|i| hook_at(RESOLVED_HOOK[i].load(Ordering::Relaxed)))
+        .map(|i| RESOLVED_HOOK[i].load(Ordering::Relaxed))
+}
+
+fn resolved(func: *mut zend_function) -> Option<&'static Hook> {
+    resolved_index(func).and_then(hook_at)
 }
 
 fn remember(func: *mut zend_function, index: usize) -> bool {
@@ -143,49 +138,118 @@ const NO_HANDLERS: zend_observer_fcall_handlers = zend_observer_fcall_handlers {
 /// Registers the observer (module start).
 pub fn register(profile: bool) {
     PROFILER.store(profile, Ordering::Relaxed);
-    // SAFETY: called during MINIT.
-    unsafe { ffi::zend_observer_fcall_register(Some(fcall_init)) };
+    if profile {
+        // SAFETY: called during MINIT.
+        unsafe { ffi::zend_observer_fcall_register(Some(fcall_init)) };
+    }
     errors::register();
+    install();
 }
 
 unsafe extern "C" fn fcall_init(ex: *mut zend_execute_data) -> zend_observer_fcall_handlers {
     catch_unwind(|| {
         // SAFETY: the engine passes a valid frame with its function.
         let func = unsafe { (*ex).func };
-        if func.is_null() {
+        if func.is_null() || unsafe { (*func).common.type_ } == ffi::ZEND_INTERNAL_FUNCTION as u8 {
             return NO_HANDLERS;
         }
-        // SAFETY: valid function.
-        let common = unsafe { &(*func).common };
-        if common.type_ == ffi::ZEND_INTERNAL_FUNCTION as u8 {
-            let class = if common.scope.is_null() {
-                &[][..]
-            } else {
-                unsafe { php::zstr((*common.scope).name) }
-            };
-            let name = unsafe { php::zstr(common.function_name) };
-            if let Some(index) = find_hook(class, name) {
-                if remember(func, index) {
-                    return zend_observer_fcall_handlers {
-                        begin: Some(hook_begin),
-                        end: Some(hook_end),
-                    };
-                }
-            }
-            return NO_HANDLERS;
+        zend_observer_fcall_handlers {
+            begin: Some(profile_begin),
+            end: Some(profile_end),
         }
-        if PROFILER.load(Ordering::Relaxed) {
-            return zend_observer_fcall_handlers {
-                begin: Some(profile_begin),
-                end: Some(profile_end),
-            };
-        }
-        NO_HANDLERS
     })
     .unwrap_or_else(|_| {
         FAILURES.fetch_add(1, Ordering::Relaxed);
         NO_HANDLERS
     })
+}
+
+/// Original handlers of hooked functions, by hook index (0 = not installed).
+static ORIGINAL: [AtomicUsize; 96] = [const { AtomicUsize::new(0) }; 96];
+static INSTALLED_ALL: AtomicBool = AtomicBool::new(false);
+
+/// The internal function `class::function` (lower-case names), if loaded.
+fn lookup(class: &str, function: &str) -> Option<*mut zend_function> {
+    // SAFETY: the compiler globals' tables are valid after module start; lookups only.
+    unsafe {
+        let cg = &raw const ffi::compiler_globals;
+        let table = if class.is_empty() {
+            (*cg).function_table
+        } else {
+            let classes = (*cg)
+                .class_table
+                .cast::<ext_php_rs::types::ZendHashTable>()
+                .as_ref()?;
+            let ce = classes
+                .get(class)?
+                .value
+                .ptr
+                .cast::<ffi::zend_class_entry>();
+            if ce.is_null() {
+                return None;
+            }
+            &raw mut (*ce).function_table
+        };
+        let table = table.cast::<ext_php_rs::types::ZendHashTable>().as_ref()?;
+        let func = table.get(function)?.value.ptr.cast::<zend_function>();
+        (!func.is_null() && (*func).type_ == ffi::ZEND_INTERNAL_FUNCTION as u8).then_some(func)
+    }
+}
+
+/// Puts the wrapper in place of every hooked internal function that is loaded and not yet
+/// wrapped. Called at module start and at each process's first request (extensions loaded
+/// after this one exist by then); cheap once everything is installed.
+pub fn install() {
+    if INSTALLED_ALL.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut index = 0;
+    for table in TABLES {
+        for hook in table {
+            let func = if ORIGINAL[index].load(Ordering::Relaxed) == 0 {
+                lookup(hook.class, hook.function)
+            } else {
+                None
+            };
+            if let Some(func) = func {
+                // SAFETY: an internal function: swap its handler for the wrapper.
+                unsafe {
+                    let slot = &raw mut (*func).internal_function.handler;
+                    if let Some(original) = *slot {
+                        if remember(func, index) {
+                            ORIGINAL[index].store(original as usize, Ordering::Relaxed);
+                            *slot = Some(wrapper);
+                        }
+                    }
+                }
+            }
+            index += 1;
+        }
+    }
+}
+
+/// Marks installation as finished for this process (after its first request's attempt).
+pub fn install_done() {
+    INSTALLED_ALL.store(true, Ordering::Relaxed);
+}
+
+unsafe extern "C" fn wrapper(ex: *mut zend_execute_data, rv: *mut zval) {
+    // SAFETY: the engine calls handlers with a valid frame.
+    let func = unsafe { (*ex).func };
+    let original = resolved_index(func)
+        .map(|i| ORIGINAL[i].load(Ordering::Relaxed))
+        .unwrap_or(0);
+    if original == 0 {
+        return; // cannot happen: the wrapper is only installed with its original
+    }
+    // SAFETY: the value stored is the function's original handler.
+    let original: unsafe extern "C" fn(*mut zend_execute_data, *mut zval) =
+        unsafe { std::mem::transmute(original) };
+    unsafe {
+        hook_begin(ex);
+        original(ex, rv);
+        hook_end(ex, rv);
+    }
 }
 
 fn guarded(f: impl FnOnce()) {
@@ -202,7 +266,7 @@ fn activity_of(open: &Open) -> Option<(ActivityKind, &str)> {
     })
 }
 
-unsafe extern "C" fn hook_begin(ex: *mut zend_execute_data) {
+fn hook_begin(ex: *mut zend_execute_data) {
     guarded(|| {
         let frame = Frame(ex);
         let Some(hook) = resolved(frame.func()) else {
@@ -223,7 +287,7 @@ unsafe extern "C" fn hook_begin(ex: *mut zend_execute_data) {
     });
 }
 
-unsafe extern "C" fn hook_end(ex: *mut zend_execute_data, retval: *mut zval) {
+fn hook_end(ex: *mut zend_execute_data, retval: *mut zval) {
     guarded(|| {
         let frame = Frame(ex);
         let Some(hook) = resolved(frame.func()) else {
