@@ -97,8 +97,8 @@ fn hook_at(mut index: usize) -> Option<&'static Hook> {
     None
 }
 
-/// Hooked functions resolved so far: function address and hook index. Internal
-/// functions live for the process, so addresses are stable.
+/// Wrapped internal functions: address and hook index. Internal functions live for the
+/// process, so these addresses are stable (copies are not recorded, see [`inherited`]).
 static RESOLVED_FUNC: [AtomicUsize; 96] = [const { AtomicUsize::new(0) }; 96];
 static RESOLVED_HOOK: [AtomicUsize; 96] = [const { AtomicUsize::new(0) }; 96];
 static RESOLVED_LEN: AtomicUsize = AtomicUsize::new(0);
@@ -111,12 +111,8 @@ fn resolved_index(func: *mut zend_function) -> Option<usize> {
         .map(|i| RESOLVED_HOOK[i].load(Ordering::Relaxed))
 }
 
-fn resolved(func: *mut zend_function) -> Option<&'static Hook> {
-    resolved_index(func).and_then(hook_at)
-}
-
 fn remember(func: *mut zend_function, index: usize) -> bool {
-    if resolved(func).is_some() {
+    if resolved_index(func).is_some() {
         return true;
     }
     // One thread runs PHP (NTS): no two writers.
@@ -228,6 +224,46 @@ pub fn install() {
     }
 }
 
+/// A copy of a wrapped function: PHP copies an internal function when a class extends an
+/// internal class (`class MyPDO extends PDO`, statement classes) and when a closure is
+/// made of it (`curl_exec(...)`, `Closure::fromCallable`). The copy carries the wrapper
+/// but has its own address: find the hook by name (through the class's parents).
+fn inherited(func: *mut zend_function) -> Option<usize> {
+    let matching = |name: &[u8], class: &[u8]| {
+        let mut index = 0;
+        for table in TABLES {
+            for hook in table {
+                if hook.function.as_bytes().eq_ignore_ascii_case(name)
+                    && hook.class.as_bytes().eq_ignore_ascii_case(class)
+                    && ORIGINAL[index].load(Ordering::Relaxed) != 0
+                {
+                    return Some(index);
+                }
+                index += 1;
+            }
+        }
+        None
+    };
+    // SAFETY: a valid function being called; linked class entries and their parents.
+    let found = unsafe {
+        let name = php::zstr((*func).common.function_name);
+        let mut ce = (*func).common.scope;
+        if ce.is_null() {
+            matching(name, b"")
+        } else {
+            let mut found = None;
+            while !ce.is_null() && found.is_none() {
+                found = matching(name, php::zstr((*ce).name));
+                ce = (*ce).__bindgen_anon_1.parent;
+            }
+            found
+        }
+    };
+    // Not remembered: copies live in request or closure memory, and a later copy of
+    // another function may reuse the address.
+    found
+}
+
 /// Marks installation as finished for this process (after its first request's attempt).
 pub fn install_done() {
     INSTALLED_ALL.store(true, Ordering::Relaxed);
@@ -236,19 +272,25 @@ pub fn install_done() {
 unsafe extern "C" fn wrapper(ex: *mut zend_execute_data, rv: *mut zval) {
     // SAFETY: the engine calls handlers with a valid frame.
     let func = unsafe { (*ex).func };
-    let original = resolved_index(func)
+    let index = resolved_index(func).or_else(|| inherited(func));
+    let original = index
         .map(|i| ORIGINAL[i].load(Ordering::Relaxed))
         .unwrap_or(0);
     if original == 0 {
-        return; // cannot happen: the wrapper is only installed with its original
+        return; // unreachable: only functions with a known original carry the wrapper
     }
     // SAFETY: the value stored is the function's original handler.
     let original: unsafe extern "C" fn(*mut zend_execute_data, *mut zval) =
         unsafe { std::mem::transmute(original) };
+    let hook = index.and_then(hook_at);
     unsafe {
-        hook_begin(ex);
+        if let Some(hook) = hook {
+            hook_begin(ex, hook);
+        }
         original(ex, rv);
-        hook_end(ex, rv);
+        if let Some(hook) = hook {
+            hook_end(ex, rv, hook);
+        }
     }
 }
 
@@ -266,12 +308,9 @@ fn activity_of(open: &Open) -> Option<(ActivityKind, &str)> {
     })
 }
 
-fn hook_begin(ex: *mut zend_execute_data) {
+fn hook_begin(ex: *mut zend_execute_data, hook: &'static Hook) {
     guarded(|| {
         let frame = Frame(ex);
-        let Some(hook) = resolved(frame.func()) else {
-            return;
-        };
         request::with(|st| {
             if !st.tx.on {
                 return;
@@ -287,12 +326,9 @@ fn hook_begin(ex: *mut zend_execute_data) {
     });
 }
 
-fn hook_end(ex: *mut zend_execute_data, retval: *mut zval) {
+fn hook_end(ex: *mut zend_execute_data, retval: *mut zval, hook: &'static Hook) {
     guarded(|| {
         let frame = Frame(ex);
-        let Some(hook) = resolved(frame.func()) else {
-            return;
-        };
         request::with(|st| {
             if st.tx.open.last().map(|o| o.ex) != Some(ex as usize) {
                 return;
