@@ -259,6 +259,20 @@ fn inherited(func: *mut zend_function) -> Option<usize> {
             found
         }
     };
+    // Last resort: a copy whose class chain does not lead to the hooked class (should
+    // not happen); the function name alone, when only one hook has it.
+    let found = found.or_else(|| {
+        // SAFETY: as above.
+        let name = unsafe { php::zstr((*func).common.function_name) };
+        let mut hits = (0..TABLES.iter().map(|t| t.len()).sum::<usize>()).filter(|&i| {
+            hook_at(i).is_some_and(|h| h.function.as_bytes().eq_ignore_ascii_case(name))
+                && ORIGINAL[i].load(Ordering::Relaxed) != 0
+        });
+        match (hits.next(), hits.next()) {
+            (Some(i), None) => Some(i),
+            _ => None,
+        }
+    });
     // Not remembered: copies live in request or closure memory, and a later copy of
     // another function may reuse the address.
     found
@@ -277,7 +291,10 @@ unsafe extern "C" fn wrapper(ex: *mut zend_execute_data, rv: *mut zval) {
         .map(|i| ORIGINAL[i].load(Ordering::Relaxed))
         .unwrap_or(0);
     if original == 0 {
-        return; // unreachable: only functions with a known original carry the wrapper
+        // Unreachable in practice: every function carrying the wrapper is a wrapped one or
+        // a copy of one. Counted, and the call does nothing (there is no handler to run).
+        FAILURES.fetch_add(1, Ordering::Relaxed);
+        return;
     }
     // SAFETY: the value stored is the function's original handler.
     let original: unsafe extern "C" fn(*mut zend_execute_data, *mut zval) =
