@@ -2,6 +2,8 @@
 //! ClickHouse engine behind `tern-chdb`) on free loopback ports, and cleans up. Shared by
 //! the integration tests of every crate in the workspace.
 
+pub mod prometheus;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

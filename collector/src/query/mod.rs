@@ -4,6 +4,7 @@
 
 pub mod calltree;
 pub mod params;
+pub mod prom;
 pub mod stats;
 pub mod xview;
 
@@ -167,6 +168,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/active", get(active))
         .route("/api/v1/agents", get(agents))
         .route("/api/v1/self", get(self_metrics))
+        .merge(prom::routes())
         .route("/metrics", get(prometheus))
         .route("/health", get(health))
         .fallback(not_found)
