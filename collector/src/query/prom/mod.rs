@@ -249,14 +249,16 @@ pub async fn range(s: &ApiState, expr: &Expr, start: i64, end: i64, step: i64) -
                     out.entry(x.labels).or_default().push((t, x.value));
                 }
             }
-            other => return Err(PromError::bad(format!(
+            other => {
+                return Err(PromError::bad(format!(
                 "invalid expression type \"{}\" for range query, must be Scalar or instant Vector",
                 if matches!(other, Value::Matrix(_)) {
                     "range vector"
                 } else {
                     other.type_name()
                 }
-            ))),
+            )))
+            }
         }
         t += step;
     }
