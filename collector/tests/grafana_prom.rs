@@ -408,4 +408,13 @@ fn queries_outside_the_supported_subset_are_refused_with_prometheus_errors() {
     let (_, b) = c.get("/api/v1/status/buildinfo");
     assert_eq!(b["status"], "success");
     assert!(b["data"]["version"].as_str().unwrap().starts_with('2'));
+    let m = c.api("/api/v1/metadata");
+    assert_eq!(
+        m["data"]["tern_requests_total"][0]["type"], "counter",
+        "{m}"
+    );
+    assert_eq!(
+        c.api("/api/v1/query_exemplars?query=x")["data"],
+        serde_json::json!([])
+    );
 }

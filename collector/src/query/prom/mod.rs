@@ -408,6 +408,74 @@ async fn label_values(
     answer(&s, r)
 }
 
+/// Help texts for `/api/v1/metadata` (Grafana shows them in its metric browser).
+const HELP: &[(&str, &str, &str)] = &[
+    (
+        "tern_requests_total",
+        "counter",
+        "Transactions (entry spans) finished, per minute rollup.",
+    ),
+    (
+        "tern_request_errors_total",
+        "counter",
+        "Failed transactions.",
+    ),
+    (
+        "tern_request_duration_seconds",
+        "histogram",
+        "Elapsed time of transactions (from log-scale rollup buckets).",
+    ),
+    (
+        "tern_request_cpu_seconds_total",
+        "counter",
+        "CPU time of transactions, when agents report it.",
+    ),
+    (
+        "tern_sql_calls_total",
+        "counter",
+        "SQL calls, by database system.",
+    ),
+    ("tern_sql_errors_total", "counter", "Failed SQL calls."),
+    (
+        "tern_sql_duration_seconds_sum",
+        "counter",
+        "Total time spent in SQL calls.",
+    ),
+    (
+        "tern_external_calls_total",
+        "counter",
+        "Outgoing calls to other services, by target host:port.",
+    ),
+    (
+        "tern_external_errors_total",
+        "counter",
+        "Failed outgoing calls.",
+    ),
+    (
+        "tern_external_duration_seconds_sum",
+        "counter",
+        "Total time spent in outgoing calls.",
+    ),
+];
+
+async fn metadata() -> Json<Json_> {
+    let data: serde_json::Map<String, Json_> = HELP
+        .iter()
+        .map(|(name, kind, help)| {
+            (
+                name.to_string(),
+                json!([{ "type": kind, "help": help, "unit": "" }]),
+            )
+        })
+        .collect();
+    Json(json!({ "status": "success", "data": data }))
+}
+
+/// Tern has no exemplars: an empty, successful answer (Grafana may ask).
+async fn exemplars() -> Json<Json_> {
+    Json(json!({ "status": "success", "data": [] }))
+}
+
 /// The Prometheus API routes (merged into the API router).
 pub fn routes() -> Router<Arc<ApiState>> {
     Router::new()
@@ -417,4 +485,6 @@ pub fn routes() -> Router<Arc<ApiState>> {
         .route("/api/v1/label/{name}/values", get(label_values))
         .route("/api/v1/series", get(series_route).post(series_route))
         .route("/api/v1/status/buildinfo", get(buildinfo))
+        .route("/api/v1/metadata", get(metadata))
+        .route("/api/v1/query_exemplars", get(exemplars).post(exemplars))
 }
