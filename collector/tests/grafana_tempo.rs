@@ -229,6 +229,18 @@ fn search_answers_the_traceql_grafanas_editor_generates() {
     let v = search(&c, r#"{resource.service.name!="shop"}"#);
     assert_eq!(trace_ids(&v), expected([999].into_iter()), "{v}");
     assert_eq!(search(&c, "{}")["traces"].as_array().unwrap().len(), 51);
+    let v = c.api("/api/search?q=%7B%7D&limit=5");
+    let starts: Vec<u64> = v["traces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["startTimeUnixNano"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(starts.len(), 5, "{v}");
+    assert!(
+        starts.windows(2).all(|w| w[0] >= w[1]),
+        "most recent first: {v}"
+    );
 
     // The legacy parameters: logfmt tags and trace duration bounds.
     let v = c.api("/api/search?tags=service.name%3Dshop&minDuration=50ms&limit=100");

@@ -153,10 +153,16 @@ pub async fn search(
         .and("start_us <= fromUnixTimestamp64Micro(?)")
         .i64(to_us);
     let having = conditions(conds, &mut w)?;
-    let having = if having.is_empty() {
-        String::new()
+    let limit = limit.min(MAX_LIMIT);
+    // Without a trace-level condition, only the `limit` most recent matching traces
+    // need their spans aggregated.
+    let (having, inner_tail) = if having.is_empty() {
+        (
+            String::new(),
+            format!("GROUP BY trace_id ORDER BY max(start_us) DESC LIMIT {limit}"),
+        )
     } else {
-        format!("HAVING {}", having.join(" AND "))
+        (format!("HAVING {}", having.join(" AND ")), String::new())
     };
     let sql = format!(
         "SELECT lower(hex(trace_id)) AS id, \
@@ -164,10 +170,9 @@ pub async fn search(
            max(toUnixTimestamp64Micro(spans.start_us) + toInt64(duration_us)) AS last_us, \
            argMin(service, (parent_span_id != {ZERO_SPAN}, spans.start_us)) AS root_service, \
            argMin(name, (parent_span_id != {ZERO_SPAN}, spans.start_us)) AS root_name \
-         FROM spans WHERE trace_id IN (SELECT trace_id FROM spans {}) \
-         GROUP BY trace_id {having} ORDER BY first_us DESC LIMIT {}",
+         FROM spans WHERE trace_id IN (SELECT trace_id FROM spans {} {inner_tail}) \
+         GROUP BY trace_id {having} ORDER BY first_us DESC LIMIT {limit}",
         w.sql(),
-        limit.min(MAX_LIMIT)
     );
     let rows: Vec<TraceRow> = w.bind(s.store.client().query(&sql)).fetch_all().await?;
     let traces: Vec<Value> = rows
