@@ -265,6 +265,20 @@ const QUERIES: &[&str] = &[
     "time()",
     "sum(rate(tern_external_calls_total[5m])) by (target)",
     "tern_sql_calls_total - tern_sql_errors_total",
+    "stddev(tern_requests_total)",
+    "stdvar by (service) (tern_requests_total)",
+    "quantile(0.9, tern_requests_total)",
+    "quantile by (service) (0.5, rate(tern_requests_total[5m]))",
+    "stddev_over_time(tern_requests_total[5m])",
+    "stdvar_over_time(tern_request_duration_seconds_sum[5m])",
+    "quantile_over_time(0.75, tern_requests_total[6m])",
+    "sort(tern_requests_total)",
+    "sort_desc(rate(tern_requests_total[5m]))",
+    "round(rate(tern_requests_total[5m]), 0.01)",
+    "round(tern_request_duration_seconds_sum)",
+    "absent(tern_requests_total{service=\"nope\"})",
+    "absent(tern_requests_total)",
+    "label_replace(tern_requests_total, \"svc\", \"$1-x\", \"service\", \"(s.*)\")",
 ];
 
 #[test]
@@ -385,11 +399,11 @@ fn promql_answers_match_a_real_prometheus_on_the_same_samples() {
 fn queries_outside_the_supported_subset_are_refused_with_prometheus_errors() {
     let c = Collector::start(StoreMode::Embedded, &[]);
     for q in [
-        "quantile_over_time(0.5, tern_requests_total[5m])",
-        "stddev(tern_requests_total)",
+        "predict_linear(tern_requests_total[5m], 60)",
+        "count_values(\"v\", tern_requests_total)",
         "rate(tern_requests_total[5m])[10m:1m]",
         "tern_requests_total @ 1700000000",
-        "label_replace(tern_requests_total, \"a\", \"$1\", \"service\", \"(.*)\")",
+        "label_join(tern_requests_total, \"a\", \",\", \"service\")",
     ] {
         let (status, v) = c.get(&format!("/api/v1/query?query={}", url_escape(q)));
         assert_eq!(status, 400, "{q}: {v}");

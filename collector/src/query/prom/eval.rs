@@ -86,6 +86,9 @@ fn walk<'a>(e: &'a Expr, out: &mut Vec<SelectorNeed<'a>>) -> Result<(), EvalErro
                 token::T_MAX,
                 token::T_TOPK,
                 token::T_BOTTOMK,
+                token::T_STDDEV,
+                token::T_STDVAR,
+                token::T_QUANTILE,
             ];
             if !supported.contains(&a.op.id()) {
                 return Err(unsupported(format!("the aggregation `{}`", a.op)));
@@ -292,6 +295,10 @@ impl Evaluator<'_> {
             }
             return Ok(Value::Vector(out));
         }
+        let q = match (op, &a.param) {
+            (token::T_QUANTILE, Some(p)) => self.scalar(p, t)?,
+            _ => f64::NAN,
+        };
         let mut out = Vec::with_capacity(groups.len());
         for (labels, members) in groups {
             let values = members.iter().map(|s| s.value);
@@ -308,6 +315,9 @@ impl Evaluator<'_> {
                 }
                 token::T_COUNT => members.len() as f64,
                 token::T_GROUP => 1.0,
+                token::T_STDVAR => functions::stdvar(values),
+                token::T_STDDEV => functions::stdvar(values).sqrt(),
+                token::T_QUANTILE => functions::quantile(q, values.collect()),
                 token::T_MIN => {
                     values.fold(f64::NAN, |m, v| if m.is_nan() || v < m { v } else { m })
                 }
@@ -662,10 +672,10 @@ mod tests {
     fn unsupported_constructs_are_refused_before_evaluation() {
         let d = data();
         for q in [
-            "stddev(req)",
+            "count_values(\"v\", req)",
             "req @ 100",
             "rate(req[5m])[10m:1m]",
-            "quantile_over_time(0.5, req[5m])",
+            "predict_linear(req[5m], 60)",
         ] {
             let e = eval_on(q, &d, 180_000).unwrap_err();
             assert!(e.to_string().contains("not supported"), "{q}: {e}");

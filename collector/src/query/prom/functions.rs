@@ -1,7 +1,7 @@
 //! The PromQL functions Tern implements, with Prometheus 2.x semantics: `rate`,
 //! `increase`, `delta`, `irate` (with Prometheus's extrapolation), the `*_over_time`
-//! family, `histogram_quantile`, a few math functions, `clamp*`, `scalar`, `vector`,
-//! `time`. Any other function is refused.
+//! family, `histogram_quantile`, math functions, `clamp*`, `round`, `sort*`, `absent`,
+//! `label_replace`, `scalar`, `vector`, `time`. Any other function is refused.
 
 use promql_parser::parser::{Call, Expr};
 
@@ -19,6 +19,14 @@ const SUPPORTED: &[&str] = &[
     "max_over_time",
     "count_over_time",
     "last_over_time",
+    "stddev_over_time",
+    "stdvar_over_time",
+    "quantile_over_time",
+    "sort",
+    "sort_desc",
+    "round",
+    "absent",
+    "label_replace",
     "histogram_quantile",
     "abs",
     "ceil",
@@ -69,6 +77,61 @@ pub fn call(ev: &Evaluator, c: &Call, t: i64) -> Result<Value, EvalError> {
             } else {
                 f64::NAN
             }))
+        }
+        "sort" | "sort_desc" => {
+            let mut v = ev.vector(arg(c, 0)?, t)?;
+            // NaN last either way, as Prometheus sorts.
+            v.sort_by(|x, y| match (x.value.is_nan(), y.value.is_nan()) {
+                (true, true) => std::cmp::Ordering::Equal,
+                (true, false) => std::cmp::Ordering::Greater,
+                (false, true) => std::cmp::Ordering::Less,
+                _ if name == "sort" => x.value.total_cmp(&y.value),
+                _ => y.value.total_cmp(&x.value),
+            });
+            Ok(Value::Vector(v))
+        }
+        "round" => {
+            let to = match c.args.args.get(1) {
+                Some(e) => ev.scalar(e, t)?,
+                None => 1.0,
+            };
+            let inv = 1.0 / to;
+            Ok(map_vector(ev.vector(arg(c, 0)?, t)?, |x| {
+                (x * inv + 0.5).floor() / inv
+            }))
+        }
+        "absent" => {
+            if !ev.vector(arg(c, 0)?, t)?.is_empty() {
+                return Ok(Value::Vector(vec![]));
+            }
+            let mut labels = Labels::new();
+            if let Expr::VectorSelector(vs) = strip_parens(arg(c, 0)?) {
+                for m in &vs.matchers.matchers {
+                    if m.op == promql_parser::label::MatchOp::Equal && m.name != super::value::NAME
+                    {
+                        labels.insert(m.name.clone(), m.value.clone());
+                    }
+                }
+            }
+            Ok(Value::Vector(vec![Sample { labels, value: 1.0 }]))
+        }
+        "label_replace" => label_replace(ev, c, t),
+        "quantile_over_time" => {
+            let q = ev.scalar(arg(c, 0)?, t)?;
+            let Value::Matrix(series) = ev.eval(arg(c, 1)?, t)? else {
+                return Err(EvalError::BadData(
+                    "`quantile_over_time` needs a range vector".into(),
+                ));
+            };
+            Ok(Value::Vector(
+                series
+                    .into_iter()
+                    .map(|s| Sample {
+                        value: quantile(q, s.samples.iter().map(|p| p.1).collect()),
+                        labels: drop_name(s.labels),
+                    })
+                    .collect(),
+            ))
         }
         "histogram_quantile" => {
             let q = ev.scalar(arg(c, 0)?, t)?;
@@ -178,6 +241,8 @@ fn over_range(name: &str, s: &Series, start: i64, end: i64) -> Option<f64> {
             Some(diff / ((t2 - t1) as f64 / 1000.0))
         }
         "sum_over_time" => Some(values.sum()),
+        "stdvar_over_time" => Some(stdvar(values)),
+        "stddev_over_time" => Some(stdvar(values).sqrt()),
         "count_over_time" => Some(v.len() as f64),
         "last_over_time" => Some(v[v.len() - 1].1),
         "avg_over_time" => {
@@ -245,6 +310,72 @@ fn extrapolated(v: &[(i64, f64)], start: i64, end: i64, counter: bool, rate: boo
         result /= (end - start) as f64 / 1000.0;
     }
     Some(result)
+}
+
+/// Population variance, with Welford's running mean (as Prometheus computes it).
+pub fn stdvar(values: impl Iterator<Item = f64>) -> f64 {
+    let (mut n, mut mean, mut aux) = (0.0, 0.0, 0.0);
+    for v in values {
+        n += 1.0;
+        let delta = v - mean;
+        mean += delta / n;
+        aux += delta * (v - mean);
+    }
+    aux / n
+}
+
+/// Prometheus's `quantile`: linear interpolation between the closest ranks.
+pub fn quantile(q: f64, mut values: Vec<f64>) -> f64 {
+    if values.is_empty() || q.is_nan() {
+        return f64::NAN;
+    }
+    if q < 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if q > 1.0 {
+        return f64::INFINITY;
+    }
+    values.sort_by(f64::total_cmp);
+    let n = values.len() as f64;
+    let rank = q * (n - 1.0);
+    let lower = rank.floor().max(0.0);
+    let upper = (lower + 1.0).min(n - 1.0);
+    let weight = rank - rank.floor();
+    values[lower as usize] * (1.0 - weight) + values[upper as usize] * weight
+}
+
+/// `label_replace(v, dst, replacement, src, regex)`: where the anchored regex matches
+/// the `src` value, sets `dst` to the expanded replacement (removed when empty).
+fn label_replace(ev: &Evaluator, c: &Call, t: i64) -> Result<Value, EvalError> {
+    let text = |i: usize| -> Result<String, EvalError> {
+        match ev.eval(arg(c, i)?, t)? {
+            Value::String(s) => Ok(s),
+            _ => Err(EvalError::BadData(
+                "label_replace takes string arguments".into(),
+            )),
+        }
+    };
+    let (dst, replacement, src, re) = (text(1)?, text(2)?, text(3)?, text(4)?);
+    let re = regex::Regex::new(&format!("^(?:{re})$")).map_err(|e| {
+        EvalError::BadData(format!(
+            "invalid regular expression in label_replace(): {e}"
+        ))
+    })?;
+    let mut out = Vec::new();
+    for mut s in ev.vector(arg(c, 0)?, t)? {
+        let value = s.labels.get(&src).cloned().unwrap_or_default();
+        if let Some(caps) = re.captures(&value) {
+            let mut new = String::new();
+            caps.expand(&replacement, &mut new);
+            if new.is_empty() {
+                s.labels.remove(&dst);
+            } else {
+                s.labels.insert(dst.clone(), new);
+            }
+        }
+        out.push(s);
+    }
+    Ok(Value::Vector(out))
 }
 
 fn parse_le(s: &str) -> Option<f64> {
