@@ -265,6 +265,11 @@ const QUERIES: &[&str] = &[
     "time()",
     "sum(rate(tern_external_calls_total[5m])) by (target)",
     "tern_sql_calls_total - tern_sql_errors_total",
+    "max_over_time(rate(tern_requests_total[5m])[10m:1m])",
+    "avg_over_time(sum by (service) (tern_requests_total)[7m:2m])",
+    "rate(tern_requests_total[6m:30s])",
+    "max_over_time(tern_requests_total[5m:] offset 2m)",
+    "min_over_time((tern_requests_total offset 1m)[4m:45s] offset 30s)",
     "stddev(tern_requests_total)",
     "stdvar by (service) (tern_requests_total)",
     "quantile(0.9, tern_requests_total)",
@@ -401,7 +406,7 @@ fn queries_outside_the_supported_subset_are_refused_with_prometheus_errors() {
     for q in [
         "predict_linear(tern_requests_total[5m], 60)",
         "count_values(\"v\", tern_requests_total)",
-        "rate(tern_requests_total[5m])[10m:1m]",
+        "changes(tern_requests_total[5m])",
         "tern_requests_total @ 1700000000",
         "label_join(tern_requests_total, \"a\", \",\", \"service\")",
     ] {

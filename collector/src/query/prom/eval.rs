@@ -2,7 +2,8 @@
 //! were loaded beforehand (see [`selectors`]), with Prometheus 2.x semantics: a
 //! five-minute lookback for instant selectors, closed `[t - range, t]` windows,
 //! metric names dropped by arithmetic and functions, one-to-one and group_left/right
-//! vector matching. What it does not implement is refused with an error, never guessed.
+//! vector matching, subqueries at step-aligned instants. What it does not implement
+//! is refused with an error, never guessed.
 
 use std::collections::HashMap;
 
@@ -49,7 +50,7 @@ pub fn key(vs: &VectorSelector) -> usize {
 /// Every selector of `e`, with the window it needs; refuses unsupported constructs.
 pub fn selectors(e: &Expr) -> Result<Vec<SelectorNeed<'_>>, EvalError> {
     let mut out = Vec::new();
-    walk(e, &mut out)?;
+    walk(e, &mut out, 0, 0)?;
     Ok(out)
 }
 
@@ -67,7 +68,24 @@ fn offset_ms(vs: &VectorSelector) -> Result<i64, EvalError> {
     })
 }
 
-fn walk<'a>(e: &'a Expr, out: &mut Vec<SelectorNeed<'a>>) -> Result<(), EvalError> {
+fn duration_ms(o: &Option<Offset>) -> i64 {
+    match o {
+        None => 0,
+        Some(Offset::Pos(d)) => d.as_millis() as i64,
+        Some(Offset::Neg(d)) => -(d.as_millis() as i64),
+    }
+}
+
+/// Collects the selectors of `e`. Inside subqueries, `ranges` is the sum of the
+/// enclosing subqueries' ranges and `shift` the sum of their offsets: the selectors
+/// are evaluated that much earlier.
+fn walk<'a>(
+    e: &'a Expr,
+    out: &mut Vec<SelectorNeed<'a>>,
+    ranges: i64,
+    shift: i64,
+) -> Result<(), EvalError> {
+    let walk = |e: &'a Expr, out: &mut Vec<SelectorNeed<'a>>| walk(e, out, ranges, shift);
     match e {
         Expr::NumberLiteral(_) | Expr::StringLiteral(_) => Ok(()),
         Expr::Paren(p) => walk(&p.expr, out),
@@ -103,24 +121,35 @@ fn walk<'a>(e: &'a Expr, out: &mut Vec<SelectorNeed<'a>>) -> Result<(), EvalErro
             c.args.args.iter().try_for_each(|a| walk(a, out))
         }
         Expr::VectorSelector(vs) => {
-            let offset_ms = offset_ms(vs)?;
+            let offset_ms = shift + offset_ms(vs)?;
             out.push(SelectorNeed {
                 selector: vs,
-                before_ms: offset_ms + LOOKBACK_MS,
+                before_ms: ranges + offset_ms + LOOKBACK_MS,
                 offset_ms,
             });
             Ok(())
         }
         Expr::MatrixSelector(ms) => {
-            let offset_ms = offset_ms(&ms.vs)?;
+            let offset_ms = shift + offset_ms(&ms.vs)?;
             out.push(SelectorNeed {
                 selector: &ms.vs,
-                before_ms: offset_ms + ms.range.as_millis() as i64,
+                before_ms: ranges + offset_ms + ms.range.as_millis() as i64,
                 offset_ms,
             });
             Ok(())
         }
-        Expr::Subquery(_) => Err(unsupported("a subquery")),
+        Expr::Subquery(sq) => {
+            if sq.at.is_some() {
+                return Err(unsupported("the @ modifier"));
+            }
+            let range = sq.range.as_millis() as i64;
+            self::walk(
+                &sq.expr,
+                out,
+                ranges + range,
+                shift + duration_ms(&sq.offset),
+            )
+        }
         Expr::Extension(_) => Err(unsupported("an extension expression")),
     }
 }
@@ -207,7 +236,46 @@ impl Evaluator<'_> {
             Expr::Call(c) => functions::call(self, c, t),
             Expr::Aggregate(a) => self.aggregate(a, t),
             Expr::Binary(b) => self.binary(b, t),
-            Expr::Subquery(_) => Err(unsupported("a subquery")),
+            Expr::Subquery(sq) => {
+                // Prometheus's default evaluation interval when the step is omitted.
+                let step = sq.step.map_or(60_000, |d| d.as_millis() as i64);
+                if step <= 0 {
+                    return Err(EvalError::BadData(
+                        "a subquery step must be positive".into(),
+                    ));
+                }
+                let end = t - duration_ms(&sq.offset);
+                let start = end - sq.range.as_millis() as i64;
+                // The first multiple of the step at or after the window's start.
+                let mut at = step * start.div_euclid(step);
+                if at < start {
+                    at += step;
+                }
+                let mut series: HashMap<Labels, Vec<(i64, f64)>> = HashMap::new();
+                while at <= end {
+                    match self.eval(&sq.expr, at)? {
+                        Value::Scalar(v) => series.entry(Labels::new()).or_default().push((at, v)),
+                        Value::Vector(v) => {
+                            for x in v {
+                                series.entry(x.labels).or_default().push((at, x.value));
+                            }
+                        }
+                        other => {
+                            return Err(EvalError::BadData(format!(
+                                "a subquery of a {}",
+                                other.type_name()
+                            )))
+                        }
+                    }
+                    at += step;
+                }
+                let mut out: Vec<Series> = series
+                    .into_iter()
+                    .map(|(labels, samples)| Series { labels, samples })
+                    .collect();
+                out.sort_by(|a, b| a.labels.cmp(&b.labels));
+                Ok(Value::Matrix(out))
+            }
             Expr::Extension(_) => Err(unsupported("an extension expression")),
         }
     }
@@ -559,126 +627,5 @@ fn vector_op(b: &BinaryExpr, lhs: Vec<Sample>, rhs: Vec<Sample>) -> Result<Value
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn labels(pairs: &[(&str, &str)]) -> Labels {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    /// Evaluates `q` at `t` over `series`, loaded as the real path loads them.
-    fn eval_on(q: &str, series: &[Series], t: i64) -> Result<Value, EvalError> {
-        let expr = promql_parser::parser::parse(q).unwrap();
-        let mut data = HashMap::new();
-        for need in selectors(&expr)? {
-            let picked = series
-                .iter()
-                .filter(|s| selects(need.selector, &s.labels))
-                .cloned()
-                .collect();
-            data.insert(key(need.selector), picked);
-        }
-        Evaluator { data: &data }.eval(&expr, t)
-    }
-
-    fn counter(name: &str, svc: &str, values: &[f64]) -> Series {
-        Series {
-            labels: labels(&[(NAME, name), ("service", svc)]),
-            samples: values
-                .iter()
-                .enumerate()
-                .map(|(i, v)| ((i as i64 + 1) * 60_000, *v))
-                .collect(),
-        }
-    }
-
-    fn data() -> Vec<Series> {
-        vec![
-            counter("req", "a", &[1.0, 2.0, 4.0]),
-            counter("req", "b", &[10.0, 20.0, 40.0]),
-            counter("err", "a", &[0.0, 1.0, 1.0]),
-        ]
-    }
-
-    fn values(v: Value) -> Vec<(Labels, f64)> {
-        let Value::Vector(mut v) = v else {
-            panic!("not a vector: {v:?}")
-        };
-        v.sort_by(|a, b| a.labels.cmp(&b.labels));
-        v.into_iter().map(|s| (s.labels, s.value)).collect()
-    }
-
-    #[test]
-    fn an_instant_selector_looks_back_five_minutes_and_no_further() {
-        let d = data();
-        let at = |t| values(eval_on("req{service=\"a\"}", &d, t).unwrap());
-        assert_eq!(at(180_000)[0].1, 4.0);
-        assert_eq!(at(180_000 + 300_000)[0].1, 4.0, "the lookback is closed");
-        assert!(at(180_001 + 300_000).is_empty());
-        assert!(at(59_999).is_empty());
-    }
-
-    #[test]
-    fn arithmetic_drops_the_metric_name_and_comparison_keeps_it() {
-        let d = data();
-        let v = values(eval_on("req * 2", &d, 180_000).unwrap());
-        assert_eq!(v[0], (labels(&[("service", "a")]), 8.0));
-        let v = values(eval_on("req > 5", &d, 180_000).unwrap());
-        assert_eq!(v, vec![(labels(&[(NAME, "req"), ("service", "b")]), 40.0)]);
-        let v = values(eval_on("req > bool 5", &d, 180_000).unwrap());
-        assert_eq!(v.len(), 2);
-        assert_eq!(v[0], (labels(&[("service", "a")]), 0.0));
-    }
-
-    #[test]
-    fn one_to_one_matching_pairs_series_by_their_labels() {
-        let d = data();
-        let v = values(eval_on("err / req", &d, 180_000).unwrap());
-        assert_eq!(v, vec![(labels(&[("service", "a")]), 0.25)]);
-        let v = eval_on("err / on() req", &d, 180_000);
-        assert!(v.is_err_and(|e| matches!(e, EvalError::Execution(_))));
-    }
-
-    #[test]
-    fn aggregations_group_by_and_without_labels() {
-        let d = data();
-        let v = values(eval_on("sum(req)", &d, 180_000).unwrap());
-        assert_eq!(v, vec![(Labels::new(), 44.0)]);
-        let v = values(eval_on("max by (service) ({__name__=~\"req|err\"})", &d, 180_000).unwrap());
-        assert_eq!(v[0], (labels(&[("service", "a")]), 4.0));
-        let v = values(eval_on("count without (service) (req)", &d, 180_000).unwrap());
-        assert_eq!(v, vec![(Labels::new(), 2.0)]);
-        let v = values(eval_on("topk(1, req)", &d, 180_000).unwrap());
-        assert_eq!(v[0].0[NAME], "req", "topk keeps the whole label set");
-        assert_eq!(v[0].1, 40.0);
-    }
-
-    #[test]
-    fn offset_and_range_functions_see_the_shifted_window() {
-        let d = data();
-        let v = values(eval_on("req offset 1m", &d, 180_000).unwrap());
-        assert_eq!(v[0].1, 2.0);
-        let v = values(eval_on("increase(req[2m])", &d, 180_000).unwrap());
-        // Samples at 60, 120, 180 s cover the window [60, 180] exactly: 4 - 1.
-        assert_eq!(v[0], (labels(&[("service", "a")]), 3.0));
-        let v = values(eval_on("sum_over_time(req[1m] offset 1m)", &d, 180_000).unwrap());
-        assert_eq!(v[0].1, 3.0);
-    }
-
-    #[test]
-    fn unsupported_constructs_are_refused_before_evaluation() {
-        let d = data();
-        for q in [
-            "count_values(\"v\", req)",
-            "req @ 100",
-            "rate(req[5m])[10m:1m]",
-            "predict_linear(req[5m], 60)",
-        ] {
-            let e = eval_on(q, &d, 180_000).unwrap_err();
-            assert!(e.to_string().contains("not supported"), "{q}: {e}");
-        }
-    }
-}
+#[path = "eval_tests.rs"]
+mod tests;

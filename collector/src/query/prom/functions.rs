@@ -166,19 +166,18 @@ pub fn call(ev: &Evaluator, c: &Call, t: i64) -> Result<Value, EvalError> {
             Ok(map_vector(ev.vector(arg(c, 0)?, t)?, f))
         }
         _ => {
-            let Expr::MatrixSelector(ms) = strip_parens(arg(c, 0)?) else {
-                return Err(unsupported(format!(
-                    "`{name}` over anything but a range selector (subqueries)"
-                )));
+            let (range_ms, offset) = match strip_parens(arg(c, 0)?) {
+                Expr::MatrixSelector(ms) => (ms.range.as_millis() as i64, &ms.vs.offset),
+                Expr::Subquery(sq) => (sq.range.as_millis() as i64, &sq.offset),
+                _ => return Err(EvalError::BadData(format!("`{name}` needs a range vector"))),
             };
-            let Value::Matrix(series) = ev.eval(arg(c, 0)?, t)? else {
-                return Err(EvalError::BadData(format!("`{name}` needs a range vector")));
-            };
-            let range_ms = ms.range.as_millis() as i64;
-            let offset = match &ms.vs.offset {
+            let offset = match offset {
                 Some(promql_parser::parser::Offset::Pos(d)) => d.as_millis() as i64,
                 Some(promql_parser::parser::Offset::Neg(d)) => -(d.as_millis() as i64),
                 None => 0,
+            };
+            let Value::Matrix(series) = ev.eval(arg(c, 0)?, t)? else {
+                return Err(EvalError::BadData(format!("`{name}` needs a range vector")));
             };
             let end = t - offset;
             let out = series
