@@ -210,6 +210,27 @@ fn search_answers_the_traceql_grafanas_editor_generates() {
             > 0
     );
     assert!(t["durationMs"].as_u64().unwrap() >= 5);
+    // The matching spans: the failed entry span of each trace.
+    let set = &t["spanSets"][0];
+    assert_eq!(set["matched"], 1, "{v}");
+    assert_eq!(set["spans"][0]["name"], t["rootTraceName"], "{v}");
+    assert!(
+        set["spans"][0]["durationNanos"]
+            .as_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            >= 5_000_000
+    );
+    let v = search(&c, r#"{resource.service.name="shop"}"#);
+    assert_eq!(v["traces"][0]["spanSets"][0]["matched"], 3, "{v}");
+    assert_eq!(
+        v["traces"][0]["spanSets"][0]["spans"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
 
     let v = search(&c, "{duration>40ms && kind=server}");
     assert_eq!(trace_ids(&v), expected(36..50), "{v}");

@@ -87,11 +87,17 @@ fn wants_protobuf(h: &HeaderMap) -> bool {
         .is_some_and(|v| v.contains("protobuf"))
 }
 
-fn protobuf(body: Vec<u8>) -> Response {
+fn protobuf(s: &ApiState, body: Vec<u8>) -> Response {
+    s.metrics
+        .api_requests
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     ([(header::CONTENT_TYPE, PROTOBUF)], body).into_response()
 }
 
 fn not_found(s: &ApiState) -> Response {
+    s.metrics
+        .api_requests
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     s.metrics
         .api_bad_requests
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -108,7 +114,7 @@ async fn trace_v1(
     match resource_spans(&s, &id).await {
         Ok(None) => not_found(&s),
         Ok(Some(rs)) if wants_protobuf(&h) => {
-            protobuf(TracesData { resource_spans: rs }.encode_to_vec())
+            protobuf(&s, TracesData { resource_spans: rs }.encode_to_vec())
         }
         Ok(Some(rs)) => counted(&s, Ok(Json(json!({ "batches": rs })))).await,
         Err(e) => counted(&s, Err(e)).await,
@@ -131,7 +137,7 @@ async fn trace_v2(
                 }),
                 metrics: Some(Default::default()),
             };
-            protobuf(answer.encode_to_vec())
+            protobuf(&s, answer.encode_to_vec())
         }
         Ok(Some(rs)) => counted(&s, Ok(Json(json!({ "trace": { "resourceSpans": rs } })))).await,
         Err(e) => counted(&s, Err(e)).await,
@@ -242,7 +248,15 @@ async fn search_route(State(s): State<Arc<ApiState>>, RawQuery(q): RawQuery) -> 
                 .map_err(|_| ApiError::BadRequest(format!("limit must be a number, got {l:?}")))?,
             None => 20,
         };
-        Ok(Json(search::search(&s, &conds, from, to, limit).await?))
+        let spss = match p.get("spss") {
+            Some(n) => n
+                .parse()
+                .map_err(|_| ApiError::BadRequest(format!("spss must be a number, got {n:?}")))?,
+            None => 3,
+        };
+        Ok(Json(
+            search::search(&s, &conds, from, to, limit, spss).await?,
+        ))
     }
     .await;
     counted(&s, r).await
