@@ -91,6 +91,11 @@ fn walk<'a>(
         Expr::Paren(p) => walk(&p.expr, out),
         Expr::Unary(u) => walk(&u.expr, out),
         Expr::Binary(b) => {
+            if let Some(m) = &b.modifier {
+                if m.fill_values.lhs.is_some() || m.fill_values.rhs.is_some() {
+                    return Err(unsupported("fill values in vector matching"));
+                }
+            }
             walk(&b.lhs, out)?;
             walk(&b.rhs, out)
         }
@@ -180,6 +185,25 @@ impl Evaluator<'_> {
 
     /// Evaluates `e` at `t` (milliseconds since the epoch).
     pub fn eval(&self, e: &Expr, t: i64) -> Result<Value, EvalError> {
+        let v = self.eval_node(e, t)?;
+        // Like Prometheus, refuse a computed vector with two series of one label set
+        // (e.g. a function that dropped the names of two metrics).
+        if let (
+            Value::Vector(samples),
+            Expr::Call(_) | Expr::Aggregate(_) | Expr::Binary(_) | Expr::Unary(_),
+        ) = (&v, e)
+        {
+            let mut seen = std::collections::HashSet::with_capacity(samples.len());
+            if !samples.iter().all(|s| seen.insert(&s.labels)) {
+                return Err(EvalError::Execution(
+                    "vector cannot contain metrics with the same labelset".into(),
+                ));
+            }
+        }
+        Ok(v)
+    }
+
+    fn eval_node(&self, e: &Expr, t: i64) -> Result<Value, EvalError> {
         match e {
             Expr::NumberLiteral(n) => Ok(Value::Scalar(n.val)),
             Expr::StringLiteral(s) => Ok(Value::String(s.val.clone())),

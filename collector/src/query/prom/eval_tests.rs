@@ -120,3 +120,17 @@ fn unsupported_constructs_are_refused_before_evaluation() {
         assert!(e.to_string().contains("not supported"), "{q}: {e}");
     }
 }
+
+#[test]
+fn a_computed_vector_with_two_series_of_one_label_set_is_an_error() {
+    let d = data();
+    let e = eval_on(
+        "rate({__name__=~\"req|err\", service=\"a\"}[2m])",
+        &d,
+        180_000,
+    )
+    .unwrap_err();
+    assert!(matches!(e, EvalError::Execution(_)), "{e}");
+    // Selectors themselves keep the names apart.
+    assert!(eval_on("{__name__=~\"req|err\"}", &d, 180_000).is_ok());
+}
