@@ -241,6 +241,14 @@ fn search_answers_the_traceql_grafanas_editor_generates() {
         r#"{span.db.system="mysql" && resource.service.instance.id="i-1"}"#,
     );
     assert_eq!(trace_ids(&v).len(), 51, "{v}");
+    // Unscoped attributes match the span's or its resource's.
+    let v = search(
+        &c,
+        r#"{.service.instance.id="i-1" && .http.status_code="500"}"#,
+    );
+    assert_eq!(trace_ids(&v), expected((10..=50).step_by(10)), "{v}");
+    let v = search(&c, r#"{.service.name="billing"}"#);
+    assert_eq!(trace_ids(&v), expected([999].into_iter()), "{v}");
     let v = search(&c, r#"{name=~"GET /api/orders/1.*"}"#);
     assert_eq!(
         trace_ids(&v),

@@ -181,7 +181,7 @@ fn legacy_conditions(p: &HashMap<String, String>) -> Result<Vec<Cond>, ApiError>
                 "service.name" => Field::Service,
                 "name" => Field::Name,
                 "status" => Field::Status,
-                other => Field::Span(other.into()),
+                other => Field::Any(other.into()),
             };
             let value = if field == Field::Status {
                 Lit::Keyword(v)

@@ -59,6 +59,38 @@ fn compare(w: &mut Where, column: &str, op: Op, value: &Lit) -> Result<(), ApiEr
     Ok(())
 }
 
+/// `attr op value` on the span's attributes (present, and comparing).
+fn span_attribute(a: &str, c: &Cond) -> Result<Where, ApiError> {
+    let mut w = Where::default();
+    w.and("mapContains(attributes, ?)").str(a);
+    compare(
+        &mut w,
+        &format!("attributes['{}']", a.replace(['\'', '\\'], "")),
+        c.op,
+        &c.value,
+    )?;
+    Ok(w)
+}
+
+/// `attr op value` on the span's resource attributes, as one `IN` clause.
+fn resource_attribute(a: &str, c: &Cond) -> Result<Where, ApiError> {
+    let mut inner = Where::default();
+    inner.and("mapContains(attributes, ?)").str(a);
+    compare(
+        &mut inner,
+        &format!("attributes['{}']", a.replace(['\'', '\\'], "")),
+        c.op,
+        &c.value,
+    )?;
+    let mut w = Where::default();
+    w.and(format!(
+        "(service, instance) IN (SELECT service, instance FROM resources FINAL {})",
+        inner.sql()
+    ));
+    w.append(inner);
+    Ok(w)
+}
+
 /// The span conditions as a WHERE clause, and the trace-duration conditions as a
 /// HAVING clause (microseconds inlined: they are numbers).
 pub fn conditions(conds: &[Cond], w: &mut Where) -> Result<Vec<String>, ApiError> {
@@ -68,29 +100,23 @@ pub fn conditions(conds: &[Cond], w: &mut Where) -> Result<Vec<String>, ApiError
             Field::Service => compare(w, "service", c.op, &c.value)?,
             Field::Name => compare(w, "name", c.op, &c.value)?,
             Field::Span(a) => {
-                w.and("mapContains(attributes, ?)").str(a);
-                compare(
-                    w,
-                    &format!("attributes['{}']", a.replace(['\'', '\\'], "")),
-                    c.op,
-                    &c.value,
-                )?;
+                let span = span_attribute(a, c)?;
+                w.and(span.sql().trim_start_matches("WHERE ").to_string());
+                w.append(span);
             }
             Field::Resource(a) => {
-                let mut inner = Where::default();
-                inner.and("mapContains(attributes, ?)").str(a);
-                compare(
-                    &mut inner,
-                    &format!("attributes['{}']", a.replace(['\'', '\\'], "")),
-                    c.op,
-                    &c.value,
-                )?;
-                // The inner binds come right after those already in `w`, in order.
+                let resource = resource_attribute(a, c)?;
+                w.and(resource.sql().trim_start_matches("WHERE ").to_string());
+                w.append(resource);
+            }
+            Field::Any(a) => {
+                let (span, resource) = (span_attribute(a, c)?, resource_attribute(a, c)?);
                 w.and(format!(
-                    "(service, instance) IN (SELECT service, instance FROM resources FINAL {})",
-                    inner.sql()
+                    "(({}) OR {})",
+                    span.sql().trim_start_matches("WHERE "),
+                    resource.sql().trim_start_matches("WHERE ")
                 ));
-                w.append(inner);
+                w.append(span).append(resource);
             }
             Field::Duration | Field::TraceDuration => {
                 let us = match c.value {

@@ -1,8 +1,8 @@
 //! The TraceQL subset Grafana's Tempo query editor generates: one spanset of
 //! conditions joined by `&&`, e.g.
 //! `{resource.service.name="shop" && name="GET /x" && duration>100ms && span.http.status_code=500}`.
-//! Fields: `resource.service.name`, other `resource.*` attributes, `span.*` / `.*`
-//! attributes, and the intrinsics `name`, `duration`, `status`, `kind`,
+//! Fields: `resource.service.name`, other `resource.*` attributes, `span.*`
+//! attributes, unscoped `.*` attributes (span or resource), and the intrinsics `name`, `duration`, `status`, `kind`,
 //! `traceDuration`. Operators `= != =~ !~ > >= < <=`. Anything else is refused.
 
 use std::time::Duration;
@@ -43,8 +43,10 @@ pub enum Field {
     Service,
     /// A resource attribute other than the service name.
     Resource(String),
-    /// A span attribute (`span.x` or `.x`).
+    /// A span attribute (`span.x`).
     Span(String),
+    /// An unscoped attribute (`.x`): of the span or of its resource.
+    Any(String),
     Name,
     Duration,
     Status,
@@ -122,7 +124,7 @@ pub fn parse(q: &str) -> Result<Vec<Cond>, String> {
 
 fn field(s: &str) -> Result<Field, String> {
     Ok(match s {
-        "resource.service.name" => Field::Service,
+        "resource.service.name" | ".service.name" => Field::Service,
         "name" | ":name" => Field::Name,
         "duration" | "span:duration" => Field::Duration,
         "status" | "span:status" => Field::Status,
@@ -131,8 +133,10 @@ fn field(s: &str) -> Result<Field, String> {
         _ => {
             if let Some(a) = s.strip_prefix("resource.") {
                 Field::Resource(a.into())
-            } else if let Some(a) = s.strip_prefix("span.").or_else(|| s.strip_prefix('.')) {
+            } else if let Some(a) = s.strip_prefix("span.") {
                 Field::Span(a.into())
+            } else if let Some(a) = s.strip_prefix('.') {
+                Field::Any(a.into())
             } else {
                 return Err(format!("the TraceQL field {s:?} is not supported"));
             }
