@@ -171,7 +171,10 @@ fn close(a: f64, b: f64) -> bool {
     (a.is_nan() && b.is_nan()) || a == b || (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
 }
 
-fn assert_same(what: &str, tern: &Value, prom: &Value) {
+/// Asserts both answers are the same; returns the number of points compared and the
+/// largest relative difference seen.
+fn assert_same(what: &str, tern: &Value, prom: &Value) -> (usize, f64) {
+    let (mut points, mut worst) = (0, 0.0f64);
     assert_eq!(
         prom["status"], "success",
         "prometheus refused {what}: {prom}"
@@ -197,8 +200,13 @@ fn assert_same(what: &str, tern: &Value, prom: &Value) {
                 x.0 == y.0 && close(x.1, y.1),
                 "{what} {labels:?}: tern {x:?} vs prometheus {y:?}"
             );
+            points += 1;
+            if x.1.is_finite() && y.1.is_finite() && x.1 != y.1 {
+                worst = worst.max((x.1 - y.1).abs() / x.1.abs().max(y.1.abs()));
+            }
         }
     }
+    (points, worst)
 }
 
 /// Every supported feature appears here at least once.
@@ -326,7 +334,9 @@ fn promql_answers_match_a_real_prometheus_on_the_same_samples() {
         end,
     ];
     let client = reqwest::blocking::Client::new();
+    let (mut total_points, mut worst, mut evaluations) = (0, 0.0f64, 0);
     for q in QUERIES {
+        let mut query_points = 0;
         for t in times {
             let path = format!(
                 "/api/v1/query?query={}&time={}",
@@ -335,7 +345,8 @@ fn promql_answers_match_a_real_prometheus_on_the_same_samples() {
             );
             let (_, tv) = c.get(&path);
             let (_, pv) = prom.get(&path);
-            assert_same(&format!("{q} at {t}"), &tv, &pv);
+            let (n, d) = assert_same(&format!("{q} at {t}"), &tv, &pv);
+            (query_points, worst, evaluations) = (query_points + n, worst.max(d), evaluations + 1);
         }
         for step in ["45", "1m"] {
             let form = [
@@ -359,9 +370,22 @@ fn promql_answers_match_a_real_prometheus_on_the_same_samples() {
                 .unwrap()
                 .json()
                 .unwrap();
-            assert_same(&format!("{q} range step {step}"), &tv, &pv);
+            let (n, d) = assert_same(&format!("{q} range step {step}"), &tv, &pv);
+            (query_points, worst, evaluations) = (query_points + n, worst.max(d), evaluations + 1);
         }
+        // An empty answer on both sides proves little: every query must have data
+        // (but the one that asks whether an existing metric is absent).
+        assert!(
+            query_points > 0 || *q == "absent(tern_requests_total)",
+            "{q} returned no data at any time"
+        );
+        total_points += query_points;
     }
+
+    eprintln!(
+        "compared {} queries, {evaluations} evaluations, {total_points} points with prometheus: largest relative difference {worst:e}",
+        QUERIES.len()
+    );
 
     // Metadata endpoints list the same series, names and values.
     let window = format!("start={}&end={}", (base - MINUTE) / 1000, end / 1000);
