@@ -278,6 +278,13 @@ const QUERIES: &[&str] = &[
     "rate(tern_requests_total[6m:30s])",
     "max_over_time(tern_requests_total[5m:] offset 2m)",
     "min_over_time((tern_requests_total offset 1m)[4m:45s] offset 30s)",
+    "changes(tern_requests_total[5m])",
+    "resets(tern_requests_total[10m])",
+    "idelta(tern_requests_total[3m])",
+    "deriv(tern_requests_total[5m])",
+    "predict_linear(tern_requests_total[5m], 600)",
+    "present_over_time(tern_sql_calls_total[2m])",
+    "absent_over_time(tern_requests_total{service=\"nope\"}[5m])",
     "stddev(tern_requests_total)",
     "stdvar by (service) (tern_requests_total)",
     "quantile(0.9, tern_requests_total)",
@@ -428,9 +435,9 @@ fn promql_answers_match_a_real_prometheus_on_the_same_samples() {
 fn queries_outside_the_supported_subset_are_refused_with_prometheus_errors() {
     let c = Collector::start(StoreMode::Embedded, &[]);
     for q in [
-        "predict_linear(tern_requests_total[5m], 60)",
+        "timestamp(tern_requests_total)",
         "count_values(\"v\", tern_requests_total)",
-        "changes(tern_requests_total[5m])",
+        "day_of_week()",
         "tern_requests_total @ 1700000000",
         "label_join(tern_requests_total, \"a\", \",\", \"service\")",
     ] {

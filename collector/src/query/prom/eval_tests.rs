@@ -113,8 +113,8 @@ fn unsupported_constructs_are_refused_before_evaluation() {
     for q in [
         "count_values(\"v\", req)",
         "req @ 100",
-        "absent_over_time(req[5m])",
-        "predict_linear(req[5m], 60)",
+        "timestamp(req)",
+        "label_join(req, \"a\", \",\", \"service\")",
     ] {
         let e = eval_on(q, &d, 180_000).unwrap_err();
         assert!(e.to_string().contains("not supported"), "{q}: {e}");

@@ -1,5 +1,6 @@
 //! The PromQL functions Tern implements, with Prometheus 2.x semantics: `rate`,
-//! `increase`, `delta`, `irate` (with Prometheus's extrapolation), the `*_over_time`
+//! `increase`, `delta`, `irate` (with Prometheus's extrapolation), `idelta`, `changes`,
+//! `resets`, `deriv`, `predict_linear`, the `*_over_time`
 //! family, `histogram_quantile`, math functions, `clamp*`, `round`, `sort*`, `absent`,
 //! `label_replace`, `scalar`, `vector`, `time`. Any other function is refused.
 
@@ -19,6 +20,13 @@ const SUPPORTED: &[&str] = &[
     "max_over_time",
     "count_over_time",
     "last_over_time",
+    "present_over_time",
+    "absent_over_time",
+    "changes",
+    "resets",
+    "idelta",
+    "deriv",
+    "predict_linear",
     "stddev_over_time",
     "stdvar_over_time",
     "quantile_over_time",
@@ -104,16 +112,10 @@ pub fn call(ev: &Evaluator, c: &Call, t: i64) -> Result<Value, EvalError> {
             if !ev.vector(arg(c, 0)?, t)?.is_empty() {
                 return Ok(Value::Vector(vec![]));
             }
-            let mut labels = Labels::new();
-            if let Expr::VectorSelector(vs) = strip_parens(arg(c, 0)?) {
-                for m in &vs.matchers.matchers {
-                    if m.op == promql_parser::label::MatchOp::Equal && m.name != super::value::NAME
-                    {
-                        labels.insert(m.name.clone(), m.value.clone());
-                    }
-                }
-            }
-            Ok(Value::Vector(vec![Sample { labels, value: 1.0 }]))
+            Ok(Value::Vector(vec![Sample {
+                labels: absent_labels(arg(c, 0)?),
+                value: 1.0,
+            }]))
         }
         "label_replace" => label_replace(ev, c, t),
         "quantile_over_time" => {
@@ -179,11 +181,29 @@ pub fn call(ev: &Evaluator, c: &Call, t: i64) -> Result<Value, EvalError> {
             let Value::Matrix(series) = ev.eval(arg(c, 0)?, t)? else {
                 return Err(EvalError::BadData(format!("`{name}` needs a range vector")));
             };
+            if name == "absent_over_time" {
+                if !series.is_empty() {
+                    return Ok(Value::Vector(vec![]));
+                }
+                return Ok(Value::Vector(vec![Sample {
+                    labels: absent_labels(arg(c, 0)?),
+                    value: 1.0,
+                }]));
+            }
+            let seconds = match name {
+                "predict_linear" => ev.scalar(arg(c, 1)?, t)?,
+                _ => f64::NAN,
+            };
             let end = t - offset;
             let out = series
                 .into_iter()
                 .filter_map(|s| {
-                    let value = over_range(name, &s, end - range_ms, end)?;
+                    let value = if name == "predict_linear" {
+                        let (slope, intercept) = linear_regression(&s.samples, t)?;
+                        slope * seconds + intercept
+                    } else {
+                        over_range(name, &s, end - range_ms, end)?
+                    };
                     // Prometheus 2.x keeps the name for last_over_time only.
                     let labels = if name == "last_over_time" {
                         s.labels
@@ -196,6 +216,48 @@ pub fn call(ev: &Evaluator, c: &Call, t: i64) -> Result<Value, EvalError> {
             Ok(Value::Vector(out))
         }
     }
+}
+
+/// The labels `absent()` gives: the equality matchers of a selector argument.
+fn absent_labels(e: &Expr) -> Labels {
+    let vs = match strip_parens(e) {
+        Expr::VectorSelector(vs) => vs,
+        Expr::MatrixSelector(ms) => &ms.vs,
+        _ => return Labels::new(),
+    };
+    vs.matchers
+        .matchers
+        .iter()
+        .filter(|m| m.op == promql_parser::label::MatchOp::Equal && m.name != super::value::NAME)
+        .map(|m| (m.name.clone(), m.value.clone()))
+        .collect()
+}
+
+/// Least-squares slope (per second) and intercept at `at` (ms) of the samples;
+/// `None` with fewer than two.
+fn linear_regression(v: &[(i64, f64)], at: i64) -> Option<(f64, f64)> {
+    if v.len() < 2 {
+        return None;
+    }
+    let first = v[0].1;
+    if v.iter().all(|p| p.1 == first) {
+        return Some(if first.is_infinite() {
+            (f64::NAN, f64::NAN)
+        } else {
+            (0.0, first)
+        });
+    }
+    let (mut n, mut sx, mut sy, mut sxy, mut sx2) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    for &(t, y) in v {
+        let x = (t - at) as f64 / 1e3;
+        n += 1.0;
+        sx += x;
+        sy += y;
+        sxy += x * y;
+        sx2 += x * x;
+    }
+    let slope = (sxy - sx * sy / n) / (sx2 - sx * sx / n);
+    Some((slope, sy / n - slope * sx / n))
 }
 
 fn strip_parens(e: &Expr) -> &Expr {
@@ -240,6 +302,22 @@ fn over_range(name: &str, s: &Series, start: i64, end: i64) -> Option<f64> {
             Some(diff / ((t2 - t1) as f64 / 1000.0))
         }
         "sum_over_time" => Some(values.sum()),
+        "present_over_time" => Some(1.0),
+        "changes" | "resets" => {
+            let mut count = 0.0;
+            for w in v.windows(2) {
+                let (prev, cur) = (w[0].1, w[1].1);
+                let counted = if name == "changes" {
+                    cur != prev && !(cur.is_nan() && prev.is_nan())
+                } else {
+                    cur < prev
+                };
+                count += counted as u8 as f64;
+            }
+            Some(count)
+        }
+        "idelta" => (v.len() >= 2).then(|| v[v.len() - 1].1 - v[v.len() - 2].1),
+        "deriv" => linear_regression(v, v[0].0).map(|(slope, _)| slope),
         "stdvar_over_time" => Some(stdvar(values)),
         "stddev_over_time" => Some(stdvar(values).sqrt()),
         "count_over_time" => Some(v.len() as f64),
