@@ -163,13 +163,14 @@ fn parse_query(p: &Params) -> Result<Expr, PromError> {
         .map_err(|e| PromError::bad(format!("invalid parameter \"query\": {e}")))
 }
 
-/// The equality matcher on `service`, if any, to narrow the store query.
-fn service_of(vs: &VectorSelector) -> Option<&str> {
+/// The equality matchers of a selector (but the name), to narrow the store query.
+fn equalities(vs: &VectorSelector) -> Vec<(String, String)> {
     vs.matchers
         .matchers
         .iter()
-        .find(|m| m.name == "service" && m.op == MatchOp::Equal)
-        .map(|m| m.value.as_str())
+        .filter(|m| m.name != NAME && m.op == MatchOp::Equal)
+        .map(|m| (m.name.clone(), m.value.clone()))
+        .collect()
 }
 
 /// Whether a selector may select series of the family `name`.
@@ -206,7 +207,7 @@ async fn load_for(
             let keep = |l: &Labels| eval::selects(vs, l);
             let from = start - need.before_ms;
             let to = end - need.offset_ms;
-            all.extend(series::load(s, f, service_of(vs), from, to, now, &keep).await?);
+            all.extend(series::load(s, f, &equalities(vs), from, to, now, &keep).await?);
         }
         data.insert(eval::key(vs), all);
     }

@@ -180,10 +180,21 @@ impl Family {
         }
     }
 
-    fn sql(&self, select: &str, filter: &str, group: &str, service: Option<&str>) -> String {
+    /// The equality matchers this family's store query can apply itself: `(column,
+    /// value)` for labels it has.
+    fn pushed<'e>(&self, eq: &'e [(String, String)]) -> Vec<(&'static str, &'e str)> {
+        eq.iter()
+            .filter_map(|(label, value)| {
+                let (_, column) = self.labels().iter().find(|(l, _)| l == label)?;
+                Some((*column, value.as_str()))
+            })
+            .collect()
+    }
+
+    fn sql(&self, select: &str, filter: &str, group: &str, pushed: &[(&str, &str)]) -> String {
         let (table, mut cond) = self.table();
-        if service.is_some() {
-            cond.push_str(" AND service = ?");
+        for (column, _) in pushed {
+            cond.push_str(&format!(" AND {column} = ?"));
         }
         let value = if self.bucket {
             "sumMap(histogram)"
@@ -243,11 +254,12 @@ fn le_counts(h: &(Vec<u16>, Vec<u64>)) -> [f64; LE.len()] {
 }
 
 /// A family's series, each with its samples at minute ends in `[from_ms, to_ms]`
-/// (`to_ms` capped at `now_ms`), keeping those whose labels pass `keep`.
+/// (`to_ms` capped at `now_ms`), keeping those whose labels pass `keep`. `eq` are the
+/// selector's equality matchers, applied by the store query where it can.
 pub async fn load(
     s: &ApiState,
     family: &Family,
-    service: Option<&str>,
+    eq: &[(String, String)],
     from_ms: i64,
     to_ms: i64,
     now_ms: i64,
@@ -268,22 +280,23 @@ pub async fn load(
     let window = "minute >= toDateTime(?) AND minute <= toDateTime(?)";
     let before = "minute < toDateTime(?)";
     let client = s.store.client();
+    let pushed = family.pushed(eq);
     if family.bucket {
         let mut wq = client
             .query(&family.sql(
                 "toUInt32(toUnixTimestamp(minute)) AS m",
                 window,
                 "m, ",
-                service,
+                &pushed,
             ))
             .bind(first_min)
             .bind(last_min);
         let mut bq = client
-            .query(&family.sql("toUInt32(0) AS m", before, "", service))
+            .query(&family.sql("toUInt32(0) AS m", before, "", &pushed))
             .bind(first_min);
-        if let Some(svc) = service {
-            wq = wq.bind(svc);
-            bq = bq.bind(svc);
+        for (_, value) in &pushed {
+            wq = wq.bind(*value);
+            bq = bq.bind(*value);
         }
         for r in bq.fetch_all::<HistRow>().await? {
             base.insert((r.a, r.b, r.c), le_counts(&r.v).to_vec());
@@ -300,16 +313,16 @@ pub async fn load(
                 "toUInt32(toUnixTimestamp(minute)) AS m",
                 window,
                 "m, ",
-                service,
+                &pushed,
             ))
             .bind(first_min)
             .bind(last_min);
         let mut bq = client
-            .query(&family.sql("toUInt32(0) AS m", before, "", service))
+            .query(&family.sql("toUInt32(0) AS m", before, "", &pushed))
             .bind(first_min);
-        if let Some(svc) = service {
-            wq = wq.bind(svc);
-            bq = bq.bind(svc);
+        for (_, value) in &pushed {
+            wq = wq.bind(*value);
+            bq = bq.bind(*value);
         }
         for r in bq.fetch_all::<ValueRow>().await? {
             base.insert((r.a, r.b, r.c), vec![r.v]);
@@ -328,22 +341,23 @@ pub async fn load(
     let mut total = 0usize;
     for k in keys {
         let labels = family.labels_of(&k.0, &k.1, &k.2);
+        let wanted: Vec<usize> = (0..width)
+            .filter(|&j| keep(&with_le(family, &labels, j)))
+            .collect();
+        if wanted.is_empty() {
+            continue;
+        }
         let mut rows = minutes.remove(&k).unwrap_or_default();
         rows.sort_by_key(|r| r.0);
         let (mut acc, start) = match base.remove(&k) {
             Some(b) => (b, first_min),
             None => (vec![0.0; width], rows.first().map_or(first_min, |r| r.0)),
         };
-        let mut series: Vec<Series> = (0..width)
-            .map(|j| {
-                let mut l = labels.clone();
-                if family.bucket {
-                    l.insert("le".into(), super::value::format_value(LE[j]));
-                }
-                Series {
-                    labels: l,
-                    samples: Vec::new(),
-                }
+        let mut series: Vec<Series> = wanted
+            .iter()
+            .map(|&j| Series {
+                labels: with_le(family, &labels, j),
+                samples: Vec::new(),
             })
             .collect();
         let mut next = rows.into_iter().peekable();
@@ -354,13 +368,13 @@ pub async fn load(
                     *a += x;
                 }
             }
-            for (j, s) in series.iter_mut().enumerate() {
+            for (&j, s) in wanted.iter().zip(series.iter_mut()) {
                 s.samples.push(((m + 60) * 1000, acc[j]));
             }
             m += 60;
         }
         for s in series {
-            if !s.samples.is_empty() && keep(&s.labels) {
+            if !s.samples.is_empty() {
                 total += s.samples.len();
                 if total > MAX_SAMPLES {
                     return Err(LoadError::TooMany);
@@ -370,6 +384,15 @@ pub async fn load(
         }
     }
     Ok(out)
+}
+
+/// The labels of value `j` of a series: with its `le` for the histogram buckets.
+fn with_le(family: &Family, labels: &Labels, j: usize) -> Labels {
+    let mut l = labels.clone();
+    if family.bucket {
+        l.insert("le".into(), super::value::format_value(LE[j]));
+    }
+    l
 }
 
 #[derive(Row, Deserialize)]
@@ -403,16 +426,9 @@ pub async fn label_sets(
     let mut out = Vec::new();
     for r in rows {
         let labels = family.labels_of(&r.a, &r.b, &r.c);
-        let les: Vec<Option<f64>> = if family.bucket {
-            LE.iter().map(|&le| Some(le)).collect()
-        } else {
-            vec![None]
-        };
-        for le in les {
-            let mut l = labels.clone();
-            if let Some(le) = le {
-                l.insert("le".into(), super::value::format_value(le));
-            }
+        let width = if family.bucket { LE.len() } else { 1 };
+        for j in 0..width {
+            let l = with_le(family, &labels, j);
             if keep(&l) {
                 out.push(l);
             }
