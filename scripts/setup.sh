@@ -20,6 +20,7 @@ command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 for pkg in php8.2-cli php8.2-dev php8.2-fpm php8.2-sqlite3 php8.2-curl php8.2-mysql php8.2-opcache clang libclang-dev; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
+command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)  # reference for the PromQL comparison test
 if [ ${#need_apt[@]} -gt 0 ]; then
   say "installing Debian packages: ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

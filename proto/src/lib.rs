@@ -7,4 +7,10 @@ pub mod v1 {
     tonic::include_proto!("tern.v1");
 }
 
+/// Grafana Tempo's trace-by-id answer (same wire format as Tempo's `tempopb`), served by
+/// the collector's Tempo-compatible API.
+pub mod tempo {
+    tonic::include_proto!("tern.tempo");
+}
+
 pub mod codec;

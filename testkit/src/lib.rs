@@ -3,6 +3,7 @@
 //! the integration tests of every crate in the workspace.
 
 pub mod browser;
+pub mod prometheus;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

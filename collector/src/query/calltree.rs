@@ -17,7 +17,8 @@ use crate::model::rows::{Category, SpanRow, TransactionRow};
 /// Most spans read for one trace.
 const MAX_TRACE_SPANS: u64 = 100_000;
 
-async fn trace_spans(s: &ApiState, trace: [u8; 16]) -> Result<Vec<SpanRow>, ApiError> {
+/// Every span of a trace (each once), oldest first.
+pub async fn trace_spans(s: &ApiState, trace: [u8; 16]) -> Result<Vec<SpanRow>, ApiError> {
     let rows: Vec<SpanRow> = s
         .store
         .client()

@@ -4,7 +4,9 @@
 
 pub mod calltree;
 pub mod params;
+pub mod prom;
 pub mod stats;
+pub mod tempo;
 pub mod xview;
 
 use std::sync::atomic::Ordering::Relaxed;
@@ -167,6 +169,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/active", get(active))
         .route("/api/v1/agents", get(agents))
         .route("/api/v1/self", get(self_metrics))
+        .merge(prom::routes())
+        .merge(tempo::routes())
         .route("/metrics", get(prometheus))
         .route("/health", get(health))
         .fallback(not_found)
@@ -201,6 +205,13 @@ impl Where {
     }
     pub fn str(&mut self, v: &str) -> &mut Self {
         self.binds.push(Bind::Str(v.to_string()));
+        self
+    }
+
+    /// Takes the bound values of `inner`, whose `sql()` went into the last clause added
+    /// here (a subquery).
+    pub fn append(&mut self, inner: Where) -> &mut Self {
+        self.binds.extend(inner.binds);
         self
     }
 
