@@ -22,3 +22,19 @@ pub use engine::{
 pub use error::Error;
 pub use front::{Front, FrontConfig};
 pub use stream::{InsertStream, QueryStream};
+
+/// Ends the process without running C++ static destructors, after an orderly shutdown.
+///
+/// The engine is never closed (closing it shuts ClickHouse down for the process), so at
+/// `exit()` its static destructors run while its own background threads (merges, flushes)
+/// may still be working, which can crash the process on its way out. Everything inserted
+/// is already durable on disk when an insert returns, so a process that has finished its
+/// own shutdown leaves with `_exit`: no destructors, the kernel releases the data
+/// directory's lock.
+pub fn exit_now(code: i32) -> ! {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    // SAFETY: `_exit` ends the process at once; nothing runs after it.
+    unsafe { libc::_exit(code) }
+}

@@ -59,7 +59,7 @@ async fn main() -> anyhow::Result<()> {
     shutdown_signal().await;
     tracing::info!("shutting down");
     front.shutdown().await;
-    Ok(())
+    tern_chdb::exit_now(0)
 }
 
 async fn shutdown_signal() {

@@ -45,7 +45,9 @@ async fn main() -> anyhow::Result<()> {
     }
     wait_for_signal().await;
     running.shutdown(Duration::from_secs(30)).await;
-    Ok(())
+    tracing::info!("stopped");
+    // The embedded engine's C++ destructors must not race its threads at exit.
+    tern_chdb::exit_now(0)
 }
 
 async fn wait_for_signal() {
