@@ -35,7 +35,10 @@ mod config;
 mod export;
 mod ids;
 mod layer;
+mod live;
 mod otlp;
+
+pub mod forwarder;
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
