@@ -13,6 +13,11 @@ need_apt=()
 command -v protoc >/dev/null 2>&1 || need_apt+=(protobuf-compiler)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+# PHP agent (sdk-php-ext): PHP 8.2 with the extensions its tests use, headers for
+# ext-php-rs, clang for bindgen.
+for pkg in php8.2-cli php8.2-dev php8.2-fpm php8.2-sqlite3 php8.2-curl php8.2-mysql php8.2-opcache clang libclang-dev; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
 # The PHP agent's integration tests and benchmark: nginx in front of php-fpm, MariaDB, wrk.
 [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
 [ -x /usr/sbin/mariadbd ] || need_apt+=(mariadb-server)

@@ -11,6 +11,7 @@ say "cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 say "building tests"
 cargo build --workspace --bins --quiet
+cargo build -p tern-php --quiet # the PHP extension (cdylib) its PHPT tests load
 if cargo nextest --version >/dev/null 2>&1; then
   say "cargo nextest run"
   cargo nextest run --workspace --no-fail-fast --failure-output final

@@ -1,0 +1,37 @@
+<?php
+// One measurement: N iterations of each case, timed with hrtime in this process.
+// Prints "case ns_per_iteration" lines. Run by run.sh with and without the extension.
+$n = (int) ($argv[1] ?? 200000);
+
+function leaf(int $i): int { return $i + 1; }
+
+$pdo = new PDO('sqlite::memory:');
+$pdo->exec('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)');
+$pdo->exec("INSERT INTO t VALUES (1, 'one')");
+$stmt = $pdo->prepare('SELECT v FROM t WHERE id = ?');
+
+$cases = [
+    'pdo_query' => function () use ($pdo, $n) {
+        for ($i = 0; $i < $n; $i++) { $pdo->query('SELECT v FROM t WHERE id = 1'); }
+    },
+    'pdo_prepared_execute' => function () use ($stmt, $n) {
+        for ($i = 0; $i < $n; $i++) { $stmt->execute([1]); }
+    },
+    'user_call' => function () use ($n) {
+        $x = 0;
+        for ($i = 0; $i < $n; $i++) { $x = leaf($x); }
+    },
+    'empty_loop' => function () use ($n) {
+        for ($i = 0; $i < $n; $i++) { }
+    },
+];
+foreach ($cases as $name => $run) {
+    $run(); // warm up
+    $best = PHP_INT_MAX;
+    for ($round = 0; $round < 3; $round++) {
+        $t = hrtime(true);
+        $run();
+        $best = min($best, hrtime(true) - $t);
+    }
+    printf("%s %.1f\n", $name, $best / $n);
+}

@@ -1,0 +1,190 @@
+//! curl: `curl_exec` and the multi interface (`curl_multi_add_handle` starts the span,
+//! `curl_multi_getcontent`/`curl_multi_remove_handle` end it). Every outgoing request
+//! carries a W3C `traceparent`; the application's own `CURLOPT_HTTPHEADER` list is
+//! tracked so the header is added to it, not put in its place.
+
+use ext_php_rs::convert::IntoZval;
+use ext_php_rs::types::Zval;
+
+use super::{failure, finish, mark, open_http, traceparent, Hook};
+use crate::php::{self, Frame};
+use crate::request::{Open, Tx, Val};
+
+const CURLOPT_URL: i64 = 10002;
+const CURLOPT_HTTPHEADER: i64 = 10023;
+const CURLOPT_CUSTOMREQUEST: i64 = 10036;
+const CURLOPT_POST: i64 = 47;
+const CURLINFO_RESPONSE_CODE: i64 = 0x200002;
+const CURLINFO_EFFECTIVE_URL: i64 = 0x100001;
+
+/// What is hooked.
+pub const HOOKS: &[Hook] = &[
+    Hook::function("curl_setopt", mark, setopt_end),
+    Hook::function("curl_setopt_array", mark, setopt_array_end),
+    Hook::function("curl_exec", exec_begin, exec_end),
+    Hook::function("curl_multi_add_handle", multi_add_begin, multi_add_end),
+    Hook::function("curl_multi_getcontent", multi_done_begin, super::discard),
+    Hook::function(
+        "curl_multi_remove_handle",
+        multi_remove_begin,
+        super::discard,
+    ),
+];
+
+fn headers_of(z: &Zval) -> Option<Vec<String>> {
+    let arr = z.array()?;
+    Some(
+        arr.values()
+            .filter_map(|v| php::zval_bytes(v).map(|b| String::from_utf8_lossy(b).into_owned()))
+            .filter(|h| !h.to_ascii_lowercase().starts_with("traceparent:"))
+            .take(256)
+            .collect(),
+    )
+}
+
+fn remember_headers(tx: &mut Tx, handle: u32, headers: Vec<String>) {
+    match tx.curl_headers.iter_mut().find(|(h, _)| *h == handle) {
+        Some(entry) => entry.1 = headers,
+        None => {
+            if tx.curl_headers.len() >= 512 {
+                tx.curl_headers.remove(0);
+            }
+            tx.curl_headers.push((handle, headers));
+        }
+    }
+}
+
+fn setopt_end(frame: Frame, rv: Option<&Zval>, tx: &mut Tx, _open: Open) {
+    if !rv.is_some_and(|z| z.is_true())
+        || frame.arg(1).and_then(|z| z.long()) != Some(CURLOPT_HTTPHEADER)
+    {
+        return;
+    }
+    if let (Some(h), Some(list)) = (
+        frame.arg(0).and_then(php::obj_handle),
+        frame.arg(2).and_then(headers_of),
+    ) {
+        remember_headers(tx, h, list);
+    }
+}
+
+fn setopt_array_end(frame: Frame, rv: Option<&Zval>, tx: &mut Tx, _open: Open) {
+    if !rv.is_some_and(|z| z.is_true()) {
+        return;
+    }
+    let (Some(h), Some(opts)) = (
+        frame.arg(0).and_then(php::obj_handle),
+        frame.arg(1).and_then(|z| z.array()),
+    ) else {
+        return;
+    };
+    if let Some(list) = opts.get_index(CURLOPT_HTTPHEADER).and_then(headers_of) {
+        remember_headers(tx, h, list);
+    }
+}
+
+fn getinfo(ch: &Zval, what: i64) -> Option<Zval> {
+    php::call("curl_getinfo", &[ch, &what.into_zval(false).ok()?])
+}
+
+/// Starts the span of a transfer on `ch` and adds `traceparent` to its headers.
+fn start(tx: &mut Tx, ch: &Zval) -> Option<Open> {
+    let handle = php::obj_handle(ch)?;
+    let url = getinfo(ch, CURLINFO_EFFECTIVE_URL)
+        .and_then(|z| php::zval_bytes(&z).map(|b| String::from_utf8_lossy(b).into_owned()))
+        .unwrap_or_default();
+    let mut open = open_http(tx, "GET", &url);
+    open.obj = handle;
+    let mut headers = tx
+        .curl_headers
+        .iter()
+        .find(|(h, _)| *h == handle)
+        .map(|(_, l)| l.clone())
+        .unwrap_or_default();
+    headers.push(format!("traceparent: {}", traceparent(tx, &open)));
+    if let (Ok(list), Ok(opt)) = (
+        headers.into_zval(false),
+        CURLOPT_HTTPHEADER.into_zval(false),
+    ) {
+        php::call("curl_setopt", &[ch, &opt, &list]);
+    }
+    let _ = (CURLOPT_URL, CURLOPT_CUSTOMREQUEST, CURLOPT_POST);
+    Some(open)
+}
+
+/// Ends the span of a transfer on `ch`: status from `curl_getinfo`, error from
+/// `curl_error` when the transfer failed.
+fn stop(tx: &mut Tx, ch: &Zval, open: Open, failed: bool) {
+    let status = getinfo(ch, CURLINFO_RESPONSE_CODE)
+        .and_then(|z| z.long())
+        .unwrap_or(0);
+    let mut more = Vec::new();
+    let mut error = None;
+    if status > 0 {
+        more.push(("http.response.status_code", Val::I(status)));
+        if status >= 400 {
+            error = Some((status.to_string(), format!("HTTP {status}")));
+        }
+    }
+    if failed || status == 0 {
+        let errno = php::call("curl_errno", &[ch])
+            .and_then(|z| z.long())
+            .unwrap_or(0);
+        if errno != 0 || failed {
+            let msg = php::call("curl_error", &[ch])
+                .and_then(|z| php::zval_bytes(&z).map(|b| String::from_utf8_lossy(b).into_owned()))
+                .unwrap_or_default();
+            error = Some((format!("curl error {errno}"), msg));
+        }
+    }
+    finish(tx, open, more, error);
+}
+
+fn exec_begin(frame: Frame, tx: &mut Tx) -> Option<Open> {
+    start(tx, frame.arg(0)?)
+}
+
+fn exec_end(frame: Frame, rv: Option<&Zval>, tx: &mut Tx, open: Open) {
+    let failed = failure(rv, "curl_exec").is_some();
+    match frame.arg(0) {
+        Some(ch) => stop(tx, ch, open, failed),
+        None => finish(tx, open, Vec::new(), None),
+    }
+}
+
+fn multi_add_begin(frame: Frame, tx: &mut Tx) -> Option<Open> {
+    start(tx, frame.arg(1)?)
+}
+
+fn multi_add_end(_frame: Frame, rv: Option<&Zval>, tx: &mut Tx, open: Open) {
+    if rv.and_then(|z| z.long()) == Some(0) {
+        tx.curl_multi.retain(|(h, _)| *h != open.obj);
+        if tx.curl_multi.len() < 1024 {
+            tx.curl_multi.push((open.obj, open));
+        }
+    }
+}
+
+fn take_multi(tx: &mut Tx, ch: &Zval) -> Option<Open> {
+    let handle = php::obj_handle(ch)?;
+    let i = tx.curl_multi.iter().position(|(h, _)| *h == handle)?;
+    Some(tx.curl_multi.remove(i).1)
+}
+
+fn multi_done(tx: &mut Tx, ch: Option<&Zval>) {
+    if let Some(ch) = ch {
+        if let Some(open) = take_multi(tx, ch) {
+            stop(tx, ch, open, false);
+        }
+    }
+}
+
+fn multi_done_begin(frame: Frame, tx: &mut Tx) -> Option<Open> {
+    multi_done(tx, frame.arg(0));
+    None
+}
+
+fn multi_remove_begin(frame: Frame, tx: &mut Tx) -> Option<Open> {
+    multi_done(tx, frame.arg(1));
+    None
+}

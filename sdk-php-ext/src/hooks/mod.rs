@@ -1,0 +1,475 @@
+//! Instrumentation through the Zend Observer API.
+//!
+//! Each library is one module holding a table of [`Hook`]s — which internal function or
+//! method, what to do at its start and at its end — written over the shared helpers
+//! below ([`open_sql`], [`open_http`], [`finish`], [`failure`]). One observer init
+//! function matches functions against all tables once (PHP caches the answer per
+//! function) and hands out the generic handlers here, which look the hook up by
+//! function address, keep the call's [`Open`] record on the request's stack, publish the
+//! activity to the active slot, and catch panics (counted, never crossing into PHP).
+//! User functions get the call-tree handlers when profiling is configured.
+
+pub mod curl;
+pub mod errors;
+pub mod mysqli;
+pub mod pdo;
+pub mod stream;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+use ext_php_rs::ffi::{self, zend_execute_data, zend_function, zend_observer_fcall_handlers, zval};
+use ext_php_rs::types::Zval;
+use tern_php_wire::ActivityKind;
+
+use crate::clock;
+use crate::php::{self, Frame};
+use crate::request::{self, Attrs, Conn, Open, SpanRec, Tx, Val};
+
+/// Hook handlers that panicked (caught and counted).
+pub static FAILURES: AtomicU64 = AtomicU64::new(0);
+/// Whether user functions are observed for call trees (decided at module start).
+pub static PROFILER: AtomicBool = AtomicBool::new(false);
+
+/// Start of a hooked call: returns the record to keep until its end, or `None`.
+pub type BeginFn = fn(Frame, &mut Tx) -> Option<Open>;
+/// End of a hooked call, with its return value and the record made at its start.
+pub type EndFn = fn(Frame, Option<&Zval>, &mut Tx, Open);
+
+/// One hooked internal function or method.
+pub struct Hook {
+    /// Lower-case class name, empty for a function.
+    pub class: &'static str,
+    /// Lower-case function or method name.
+    pub function: &'static str,
+    /// At the call's start.
+    pub begin: BeginFn,
+    /// At the call's end.
+    pub end: EndFn,
+}
+
+impl Hook {
+    /// A hooked function.
+    pub const fn function(function: &'static str, begin: BeginFn, end: EndFn) -> Self {
+        Hook {
+            class: "",
+            function,
+            begin,
+            end,
+        }
+    }
+
+    /// A hooked method.
+    pub const fn method(
+        class: &'static str,
+        function: &'static str,
+        begin: BeginFn,
+        end: EndFn,
+    ) -> Self {
+        Hook {
+            class,
+            function,
+            begin,
+            end,
+        }
+    }
+}
+
+const TABLES: [&[Hook]; 4] = [pdo::HOOKS, mysqli::HOOKS, curl::HOOKS, stream::HOOKS];
+const _: () = assert!(
+    pdo::HOOKS.len() + mysqli::HOOKS.len() + curl::HOOKS.len() + stream::HOOKS.len() <= 96,
+    "RESOLVED must hold every hook"
+);
+
+fn hook_at(mut index: usize) -> Option<&'static Hook> {
+    for t in TABLES {
+        if index < t.len() {
+            return Some(&t[index]);
+        }
+        index -= t.len();
+    }
+    None
+}
+
+fn find_hook(class: &[u8], function: &[u8]) -> Option<usize> {
+    let mut base = 0;
+    for t in TABLES {
+        if let Some(i) = t.iter().position(|h| {
+            h.function.as_bytes().eq_ignore_ascii_case(function)
+                && h.class.as_bytes().eq_ignore_ascii_case(class)
+        }) {
+            return Some(base + i);
+        }
+        base += t.len();
+    }
+    None
+}
+
+/// Hooked functions resolved so far: function address and hook index. Internal
+/// functions live for the process, so addresses are stable.
+static RESOLVED_FUNC: [AtomicUsize; 96] = [const { AtomicUsize::new(0) }; 96];
+static RESOLVED_HOOK: [AtomicUsize; 96] = [const { AtomicUsize::new(0) }; 96];
+static RESOLVED_LEN: AtomicUsize = AtomicUsize::new(0);
+
+fn resolved(func: *mut zend_function) -> Option<&'static Hook> {
+    let f = func as usize;
+    let len = RESOLVED_LEN.load(Ordering::Acquire);
+    (0..len)
+        .find(|&i| RESOLVED_FUNC[i].load(Ordering::Relaxed) == f)
+        .and_then(|i| hook_at(RESOLVED_HOOK[i].load(Ordering::Relaxed)))
+}
+
+fn remember(func: *mut zend_function, index: usize) -> bool {
+    if resolved(func).is_some() {
+        return true;
+    }
+    // One thread runs PHP (NTS): no two writers.
+    let len = RESOLVED_LEN.load(Ordering::Acquire);
+    if len == RESOLVED_FUNC.len() {
+        return false;
+    }
+    RESOLVED_FUNC[len].store(func as usize, Ordering::Relaxed);
+    RESOLVED_HOOK[len].store(index, Ordering::Relaxed);
+    RESOLVED_LEN.store(len + 1, Ordering::Release);
+    true
+}
+
+const NO_HANDLERS: zend_observer_fcall_handlers = zend_observer_fcall_handlers {
+    begin: None,
+    end: None,
+};
+
+/// Registers the observer (module start).
+pub fn register(profile: bool) {
+    PROFILER.store(profile, Ordering::Relaxed);
+    // SAFETY: called during MINIT.
+    unsafe { ffi::zend_observer_fcall_register(Some(fcall_init)) };
+    errors::register();
+}
+
+unsafe extern "C" fn fcall_init(ex: *mut zend_execute_data) -> zend_observer_fcall_handlers {
+    catch_unwind(|| {
+        // SAFETY: the engine passes a valid frame with its function.
+        let func = unsafe { (*ex).func };
+        if func.is_null() {
+            return NO_HANDLERS;
+        }
+        // SAFETY: valid function.
+        let common = unsafe { &(*func).common };
+        if common.type_ == ffi::ZEND_INTERNAL_FUNCTION as u8 {
+            let class = if common.scope.is_null() {
+                &[][..]
+            } else {
+                unsafe { php::zstr((*common.scope).name) }
+            };
+            let name = unsafe { php::zstr(common.function_name) };
+            if let Some(index) = find_hook(class, name) {
+                if remember(func, index) {
+                    return zend_observer_fcall_handlers {
+                        begin: Some(hook_begin),
+                        end: Some(hook_end),
+                    };
+                }
+            }
+            return NO_HANDLERS;
+        }
+        if PROFILER.load(Ordering::Relaxed) {
+            return zend_observer_fcall_handlers {
+                begin: Some(profile_begin),
+                end: Some(profile_end),
+            };
+        }
+        NO_HANDLERS
+    })
+    .unwrap_or_else(|_| {
+        FAILURES.fetch_add(1, Ordering::Relaxed);
+        NO_HANDLERS
+    })
+}
+
+fn guarded(f: impl FnOnce()) {
+    if catch_unwind(AssertUnwindSafe(f)).is_err() {
+        FAILURES.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn activity_of(open: &Open) -> Option<(ActivityKind, &str)> {
+    open.attrs.iter().find_map(|(k, v)| match (k, v) {
+        (&"db.query.text", Val::S(s)) => Some((ActivityKind::Sql, s.as_str())),
+        (&"url.full", Val::S(s)) => Some((ActivityKind::External, s.as_str())),
+        _ => None,
+    })
+}
+
+unsafe extern "C" fn hook_begin(ex: *mut zend_execute_data) {
+    guarded(|| {
+        let frame = Frame(ex);
+        let Some(hook) = resolved(frame.func()) else {
+            return;
+        };
+        request::with(|st| {
+            if !st.tx.on {
+                return;
+            }
+            if let Some(mut open) = (hook.begin)(frame, &mut st.tx) {
+                open.ex = ex as usize;
+                if let Some((kind, text)) = activity_of(&open) {
+                    request::set_activity(st, kind, st.tx.unix_at(open.start), text.as_bytes());
+                }
+                st.tx.open.push(open);
+            }
+        });
+    });
+}
+
+unsafe extern "C" fn hook_end(ex: *mut zend_execute_data, retval: *mut zval) {
+    guarded(|| {
+        let frame = Frame(ex);
+        let Some(hook) = resolved(frame.func()) else {
+            return;
+        };
+        request::with(|st| {
+            if st.tx.open.last().map(|o| o.ex) != Some(ex as usize) {
+                return;
+            }
+            let Some(open) = st.tx.open.pop() else { return };
+            let had_activity = activity_of(&open).is_some();
+            // SAFETY: the engine's return value (may be null, e.g. on exception).
+            let rv = unsafe { retval.cast::<Zval>().as_ref() };
+            (hook.end)(frame, rv, &mut st.tx, open);
+            if had_activity {
+                request::clear_activity(st);
+            }
+        });
+    });
+}
+
+fn describe(func: *const zend_function) -> (String, String, u32) {
+    // SAFETY: called while the function runs (node creation), so it is alive.
+    unsafe {
+        let common = &(*func).common;
+        let name = String::from_utf8_lossy(php::zstr(common.function_name));
+        let full = if common.scope.is_null() {
+            if name.is_empty() {
+                "{main}".to_string()
+            } else {
+                name.into_owned()
+            }
+        } else {
+            format!(
+                "{}::{}",
+                String::from_utf8_lossy(php::zstr((*common.scope).name)),
+                name
+            )
+        };
+        let op = &(*func).op_array;
+        (
+            full,
+            String::from_utf8_lossy(php::zstr(op.filename)).into_owned(),
+            op.line_start,
+        )
+    }
+}
+
+unsafe extern "C" fn profile_begin(ex: *mut zend_execute_data) {
+    guarded(|| {
+        request::with(|st| {
+            if st.tx.tree.on {
+                // SAFETY: valid frame.
+                let func = unsafe { (*ex).func };
+                st.tx.tree.enter(func, clock::mono_ns(), describe);
+            }
+        });
+    });
+}
+
+unsafe extern "C" fn profile_end(_ex: *mut zend_execute_data, _retval: *mut zval) {
+    guarded(|| {
+        request::with(|st| {
+            if st.tx.tree.on {
+                st.tx.tree.exit(clock::mono_ns());
+            }
+        });
+    });
+}
+
+// ---- shared helpers for the library modules ----
+
+/// A `begin` that only keeps the frame so `end` runs (no span by itself).
+pub fn mark(_frame: Frame, tx: &mut Tx) -> Option<Open> {
+    Some(open(tx, String::new(), Vec::new()))
+}
+
+/// A new call record starting now, under the current call-tree node.
+pub fn open(tx: &Tx, name: String, attrs: Attrs) -> Open {
+    Open {
+        ex: 0,
+        id: clock::span_id(),
+        start: clock::mono_ns(),
+        node: tx.tree.current(),
+        name,
+        attrs,
+        obj: 0,
+    }
+}
+
+/// `SELECT`, `INSERT`, ... : the first word of a statement, upper-cased.
+pub fn sql_operation(sql: &str) -> String {
+    let word: String = sql
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .take(16)
+        .collect();
+    if word.is_empty() {
+        "SQL".into()
+    } else {
+        word.to_ascii_uppercase()
+    }
+}
+
+/// A SQL call on a known (or unknown) connection.
+pub fn open_sql(tx: &Tx, conn: Option<&Conn>, sql: &[u8]) -> Open {
+    let text = String::from_utf8_lossy(sql).into_owned();
+    let op = sql_operation(&text);
+    let mut attrs: Attrs = Vec::with_capacity(6);
+    let system = conn
+        .map(|c| c.system)
+        .filter(|s| !s.is_empty())
+        .unwrap_or("other_sql");
+    attrs.push(("db.system.name", Val::S(system.into())));
+    attrs.push(("db.operation.name", Val::S(op.clone())));
+    if let Some(c) = conn {
+        if !c.db.is_empty() {
+            attrs.push(("db.namespace", Val::S(c.db.clone())));
+        }
+        if !c.host.is_empty() {
+            attrs.push(("server.address", Val::S(c.host.clone())));
+        }
+        if let Some(p) = c.port {
+            attrs.push(("server.port", Val::I(p)));
+        }
+    }
+    attrs.push(("db.query.text", Val::S(text)));
+    open(tx, op, attrs)
+}
+
+/// Splits a URL into (scheme, host, port).
+pub fn url_parts(url: &str) -> (String, String, Option<i64>) {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let authority = authority.rsplit('@').next().unwrap_or(authority);
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (h, rest) = v6.split_once(']').unwrap_or((v6, ""));
+        (
+            h.to_string(),
+            rest.strip_prefix(':').and_then(|p| p.parse().ok()),
+        )
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), p.parse().ok()),
+            None => (authority.to_string(), None),
+        }
+    };
+    let port = port.or(match scheme.to_ascii_lowercase().as_str() {
+        "https" => Some(443),
+        "http" => Some(80),
+        _ => None,
+    });
+    (scheme.to_ascii_lowercase(), host, port)
+}
+
+/// An outgoing HTTP call.
+pub fn open_http(tx: &Tx, method: &str, url: &str) -> Open {
+    let (scheme, host, port) = url_parts(url);
+    let mut attrs: Attrs = vec![
+        ("http.request.method", Val::S(method.into())),
+        ("url.full", Val::S(url.into())),
+        ("url.scheme", Val::S(scheme)),
+        ("server.address", Val::S(host.clone())),
+    ];
+    if let Some(p) = port {
+        attrs.push(("server.port", Val::I(p)));
+    }
+    open(tx, format!("{method} {host}"), attrs)
+}
+
+/// The W3C `traceparent` for an outgoing call whose span is `open`.
+pub fn traceparent(tx: &Tx, open: &Open) -> String {
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    format!("00-{}-{}-01", hex(&tx.trace_id), hex(&open.id))
+}
+
+/// The error of a call: the exception being thrown, or `false` returned.
+pub fn failure(retval: Option<&Zval>, what: &str) -> Option<(String, String)> {
+    if let Some(e) = php::pending_exception() {
+        if e.0 == "UnwindExit" {
+            return Some(("exit".into(), "exit() was called during this call".into()));
+        }
+        return Some(e);
+    }
+    match retval {
+        Some(z) if z.is_false() => Some((what.to_string(), format!("{what} returned false"))),
+        _ => None,
+    }
+}
+
+/// Ends a call now as a span with extra attributes and an optional error.
+pub fn finish(tx: &mut Tx, open: Open, more: Attrs, error: Option<(String, String)>) {
+    finish_at(tx, open, more, error, clock::mono_ns());
+}
+
+fn finish_at(tx: &mut Tx, mut open: Open, more: Attrs, error: Option<(String, String)>, end: u64) {
+    if open.name.is_empty() {
+        return;
+    }
+    open.attrs.extend(more);
+    tx.push_span(SpanRec {
+        id: open.id,
+        name: open.name,
+        start: open.start,
+        end,
+        node: open.node,
+        attrs: open.attrs,
+        error,
+    });
+}
+
+/// A call still running when the request ended (exit, fatal error).
+pub fn abandon(tx: &mut Tx, open: Open, now: u64) {
+    let error = Some((
+        "aborted".to_string(),
+        "the request ended during this call".to_string(),
+    ));
+    finish_at(tx, open, Vec::new(), error, now);
+}
+
+/// An `end` that does nothing (hooks whose work is done at the start).
+pub fn discard(_frame: Frame, _rv: Option<&Zval>, _tx: &mut Tx, _open: Open) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_split_into_scheme_host_and_port() {
+        assert_eq!(
+            url_parts("https://api.example.com/x?y"),
+            ("https".into(), "api.example.com".into(), Some(443))
+        );
+        assert_eq!(
+            url_parts("http://u:p@127.0.0.1:8080/"),
+            ("http".into(), "127.0.0.1".into(), Some(8080))
+        );
+        assert_eq!(
+            url_parts("http://[::1]:81/a"),
+            ("http".into(), "::1".into(), Some(81))
+        );
+    }
+
+    #[test]
+    fn sql_operations_are_the_first_keyword() {
+        assert_eq!(sql_operation("  select * from t"), "SELECT");
+        assert_eq!(sql_operation("(SELECT 1)"), "SQL");
+    }
+}

@@ -1,0 +1,161 @@
+//! mysqli, procedural and object style: connections, `query`/`real_query`/`multi_query`,
+//! `prepare` + `mysqli_stmt::execute`, with returned or affected rows.
+
+use ext_php_rs::types::Zval;
+
+use super::{failure, finish, mark, open_sql, Hook};
+use crate::php::{self, Frame};
+use crate::request::{Conn, Open, Tx, Val};
+
+/// What is hooked. Procedural functions take the link (or statement) as argument 0;
+/// methods have it as `$this`.
+pub const HOOKS: &[Hook] = &[
+    Hook::function("mysqli_connect", mark, connect_fn_end),
+    Hook::function("mysqli_real_connect", mark, real_connect_fn_end),
+    Hook::method("mysqli", "__construct", mark, connect_method_end),
+    Hook::method("mysqli", "connect", mark, connect_method_end),
+    Hook::method("mysqli", "real_connect", mark, connect_method_end),
+    Hook::function("mysqli_query", query_fn_begin, query_end),
+    Hook::function("mysqli_real_query", query_fn_begin, query_end),
+    Hook::function("mysqli_multi_query", query_fn_begin, query_end),
+    Hook::method("mysqli", "query", query_method_begin, query_end),
+    Hook::method("mysqli", "real_query", query_method_begin, query_end),
+    Hook::method("mysqli", "multi_query", query_method_begin, query_end),
+    Hook::function("mysqli_prepare", mark, prepare_fn_end),
+    Hook::method("mysqli", "prepare", mark, prepare_method_end),
+    Hook::function("mysqli_stmt_execute", stmt_fn_begin, stmt_end),
+    Hook::method("mysqli_stmt", "execute", stmt_method_begin, stmt_end),
+];
+
+fn conn_from(frame: Frame, first: u32) -> Conn {
+    let text = |n| {
+        frame
+            .arg_bytes(n)
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default()
+    };
+    let host = text(first);
+    Conn {
+        system: "mysql",
+        host: if host.is_empty() {
+            "localhost".into()
+        } else {
+            host.trim_start_matches("p:").to_string()
+        },
+        port: frame.arg(first + 4).and_then(|z| z.long()),
+        db: text(first + 3),
+        sql: String::new(),
+    }
+}
+
+fn connect_fn_end(frame: Frame, rv: Option<&Zval>, tx: &mut Tx, _open: Open) {
+    if let Some(link) = rv.and_then(php::obj_handle) {
+        tx.set_conn(link, conn_from(frame, 0));
+    }
+}
+
+fn real_connect_fn_end(frame: Frame, _rv: Option<&Zval>, tx: &mut Tx, _open: Open) {
+    if let Some(link) = frame.arg(0).and_then(php::obj_handle) {
+        tx.set_conn(link, conn_from(frame, 1));
+    }
+}
+
+fn connect_method_end(frame: Frame, _rv: Option<&Zval>, tx: &mut Tx, _open: Open) {
+    if let Some(link) = frame.this_handle() {
+        tx.set_conn(link, conn_from(frame, 0));
+    }
+}
+
+fn sql_on(tx: &Tx, link: Option<&Zval>, sql: Option<&[u8]>) -> Option<Open> {
+    let link = link?;
+    let mut open = open_sql(tx, php::obj_handle(link).and_then(|h| tx.conn(h)), sql?);
+    open.obj = php::obj_handle(link).unwrap_or(0);
+    Some(open)
+}
+
+fn query_fn_begin(frame: Frame, tx: &mut Tx) -> Option<Open> {
+    sql_on(tx, frame.arg(0), frame.arg_bytes(1))
+}
+
+fn query_method_begin(frame: Frame, tx: &mut Tx) -> Option<Open> {
+    sql_on(tx, frame.this(), frame.arg_bytes(0))
+}
+
+fn query_end(frame: Frame, rv: Option<&Zval>, tx: &mut Tx, open: Open) {
+    let mut more = Vec::new();
+    if let Some(result) = rv.filter(|z| z.is_object()) {
+        if let Some(n) = php::prop_long(result, "num_rows") {
+            more.push(("db.response.returned_rows", Val::I(n)));
+        }
+    } else if rv.is_some_and(|z| z.is_true()) {
+        let link = frame.this().or_else(|| frame.arg(0));
+        if let Some(n) = link
+            .and_then(|l| php::prop_long(l, "affected_rows"))
+            .filter(|n| *n >= 0)
+        {
+            more.push(("db.response.affected_rows", Val::I(n)));
+        }
+    }
+    let error = failure(rv, "mysqli_query").map(|(kind, msg)| {
+        let link = frame.this().or_else(|| frame.arg(0));
+        let detail = link
+            .and_then(|l| php::prop_bytes(l, "error"))
+            .map(|b| String::from_utf8_lossy(&b).into_owned());
+        (kind, detail.filter(|d| !d.is_empty()).unwrap_or(msg))
+    });
+    finish(tx, open, more, error);
+}
+
+fn remember_stmt(tx: &mut Tx, link: Option<&Zval>, sql: Option<&[u8]>, rv: Option<&Zval>) {
+    let (Some(stmt), Some(sql)) = (rv.and_then(php::obj_handle), sql) else {
+        return;
+    };
+    let mut conn = link
+        .and_then(php::obj_handle)
+        .and_then(|h| tx.conn(h))
+        .cloned()
+        .unwrap_or(Conn {
+            system: "mysql",
+            ..Conn::default()
+        });
+    conn.sql = String::from_utf8_lossy(sql).into_owned();
+    tx.set_conn(stmt, conn);
+}
+
+fn prepare_fn_end(frame: Frame, rv: Option<&Zval>, tx: &mut Tx, _open: Open) {
+    remember_stmt(tx, frame.arg(0), frame.arg_bytes(1), rv);
+}
+
+fn prepare_method_end(frame: Frame, rv: Option<&Zval>, tx: &mut Tx, _open: Open) {
+    remember_stmt(tx, frame.this(), frame.arg_bytes(0), rv);
+}
+
+fn stmt_on(tx: &Tx, stmt: Option<&Zval>) -> Option<Open> {
+    let stmt = stmt?;
+    let conn = tx.conn(php::obj_handle(stmt)?)?;
+    let mut open = open_sql(tx, Some(conn), conn.sql.as_bytes());
+    open.obj = php::obj_handle(stmt).unwrap_or(0);
+    Some(open)
+}
+
+fn stmt_fn_begin(frame: Frame, tx: &mut Tx) -> Option<Open> {
+    stmt_on(tx, frame.arg(0))
+}
+
+fn stmt_method_begin(frame: Frame, tx: &mut Tx) -> Option<Open> {
+    stmt_on(tx, frame.this())
+}
+
+fn stmt_end(frame: Frame, rv: Option<&Zval>, tx: &mut Tx, open: Open) {
+    let mut more = Vec::new();
+    if rv.is_some_and(|z| z.is_true()) {
+        let stmt = frame.this().or_else(|| frame.arg(0));
+        if let Some(n) = stmt
+            .and_then(|s| php::prop_long(s, "affected_rows"))
+            .filter(|n| *n >= 0)
+        {
+            more.push(("db.response.affected_rows", Val::I(n)));
+        }
+    }
+    finish(tx, open, more, failure(rv, "mysqli_stmt_execute"));
+}

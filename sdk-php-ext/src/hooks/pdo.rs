@@ -1,0 +1,163 @@
+//! PDO: connections (DSN → system, host, database), `query`, `exec`, `prepare` +
+//! `PDOStatement::execute` (bound parameters when `tern.capture_params=1`).
+
+use ext_php_rs::types::Zval;
+
+use super::{failure, finish, mark, open_sql, Hook};
+use crate::config;
+use crate::php::{self, Frame};
+use crate::request::{Conn, Open, Tx, Val};
+
+/// What is hooked.
+pub const HOOKS: &[Hook] = &[
+    Hook::method("pdo", "__construct", mark, connect_end),
+    Hook::method("pdo", "query", query_begin, query_end),
+    Hook::method("pdo", "exec", query_begin, exec_end),
+    Hook::method("pdo", "prepare", mark, prepare_end),
+    Hook::method("pdostatement", "execute", execute_begin, execute_end),
+];
+
+/// Connection facts from a PDO DSN (`mysql:host=db;port=3306;dbname=shop`).
+pub fn parse_dsn(dsn: &str) -> Conn {
+    let (driver, rest) = dsn.split_once(':').unwrap_or((dsn, ""));
+    let system = match driver.to_ascii_lowercase().as_str() {
+        "sqlite" | "sqlite2" => "sqlite",
+        "mysql" => "mysql",
+        "pgsql" => "postgresql",
+        "sqlsrv" | "dblib" | "mssql" => "microsoft.sql_server",
+        "oci" => "oracle.db",
+        "ibm" => "ibm.db2",
+        "firebird" => "firebirdsql",
+        _ => "other_sql",
+    };
+    let mut conn = Conn {
+        system,
+        ..Conn::default()
+    };
+    if system == "sqlite" {
+        conn.db = rest.to_string();
+        return conn;
+    }
+    for part in rest.split(';') {
+        if let Some((k, v)) = part.split_once('=') {
+            match k.trim().to_ascii_lowercase().as_str() {
+                "host" | "server" => conn.host = v.trim().to_string(),
+                "port" => conn.port = v.trim().parse().ok(),
+                "dbname" | "database" => conn.db = v.trim().to_string(),
+                "unix_socket" if conn.host.is_empty() => conn.host = "localhost".into(),
+                _ => {}
+            }
+        }
+    }
+    conn
+}
+
+fn connect_end(frame: Frame, _rv: Option<&Zval>, tx: &mut Tx, _open: Open) {
+    if let (Some(this), Some(dsn)) = (frame.this_handle(), frame.arg_bytes(0)) {
+        tx.set_conn(this, parse_dsn(&String::from_utf8_lossy(dsn)));
+    }
+}
+
+fn query_begin(frame: Frame, tx: &mut Tx) -> Option<Open> {
+    let sql = frame.arg_bytes(0)?;
+    let conn = frame.this_handle().and_then(|h| tx.conn(h));
+    Some(open_sql(tx, conn, sql))
+}
+
+fn query_end(_frame: Frame, rv: Option<&Zval>, tx: &mut Tx, open: Open) {
+    finish(tx, open, Vec::new(), failure(rv, "PDO::query"));
+}
+
+fn exec_end(_frame: Frame, rv: Option<&Zval>, tx: &mut Tx, open: Open) {
+    let rows = rv
+        .and_then(|z| z.long())
+        .map(|n| vec![("db.response.affected_rows", Val::I(n))])
+        .unwrap_or_default();
+    finish(tx, open, rows, failure(rv, "PDO::exec"));
+}
+
+fn prepare_end(frame: Frame, rv: Option<&Zval>, tx: &mut Tx, _open: Open) {
+    let (Some(stmt), Some(sql)) = (rv.and_then(php::obj_handle), frame.arg_bytes(0)) else {
+        return;
+    };
+    let mut conn = frame
+        .this_handle()
+        .and_then(|h| tx.conn(h))
+        .cloned()
+        .unwrap_or_default();
+    conn.sql = String::from_utf8_lossy(sql).into_owned();
+    tx.set_conn(stmt, conn);
+}
+
+fn execute_begin(frame: Frame, tx: &mut Tx) -> Option<Open> {
+    let this = frame.this()?;
+    let handle = php::obj_handle(this)?;
+    let conn = tx.conn(handle).cloned();
+    let sql = match &conn {
+        Some(c) if !c.sql.is_empty() => c.sql.clone().into_bytes(),
+        _ => php::prop_bytes(this, "queryString")?,
+    };
+    let mut open = open_sql(tx, conn.as_ref(), &sql);
+    if config::get().capture_params {
+        if let Some(params) = frame.arg(0).and_then(|z| z.array()) {
+            for (key, value) in params.iter().take(32) {
+                let name = match key {
+                    ext_php_rs::types::ArrayKey::Long(i) => i.to_string(),
+                    ext_php_rs::types::ArrayKey::String(s) => s.trim_start_matches(':').to_string(),
+                    ext_php_rs::types::ArrayKey::Str(s) => s.trim_start_matches(':').to_string(),
+                    ext_php_rs::types::ArrayKey::ZendString(s) => s
+                        .as_str()
+                        .unwrap_or("?")
+                        .trim_start_matches(':')
+                        .to_string(),
+                };
+                let text = value.coerce_to_string().unwrap_or_default();
+                let key: &'static str = param_key(&name);
+                open.attrs.push((key, Val::S(text)));
+            }
+        }
+    }
+    Some(open)
+}
+
+/// `db.query.parameter.<name>` keys; interned so attributes stay `&'static str`.
+fn param_key(name: &str) -> &'static str {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    static KEYS: Mutex<Option<HashMap<String, &'static str>>> = Mutex::new(None);
+    let Ok(mut guard) = KEYS.lock() else {
+        return "db.query.parameter";
+    };
+    let map = guard.get_or_insert_with(HashMap::new);
+    if let Some(k) = map.get(name) {
+        return k;
+    }
+    if map.len() >= 256 {
+        return "db.query.parameter.other";
+    }
+    let key: &'static str = Box::leak(format!("db.query.parameter.{name}").into_boxed_str());
+    map.insert(name.to_string(), key);
+    key
+}
+
+fn execute_end(_frame: Frame, rv: Option<&Zval>, tx: &mut Tx, open: Open) {
+    finish(tx, open, Vec::new(), failure(rv, "PDOStatement::execute"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dsns_give_system_host_port_and_database() {
+        let c = parse_dsn("mysql:host=db.local;port=3307;dbname=shop;charset=utf8mb4");
+        assert_eq!(
+            (c.system, c.host.as_str(), c.port, c.db.as_str()),
+            ("mysql", "db.local", Some(3307), "shop")
+        );
+        let c = parse_dsn("sqlite::memory:");
+        assert_eq!((c.system, c.db.as_str()), ("sqlite", ":memory:"));
+        assert_eq!(parse_dsn("pgsql:host=x").system, "postgresql");
+        assert_eq!(parse_dsn("odd").system, "other_sql");
+    }
+}

@@ -1,0 +1,288 @@
+//! Small, allocation-free views over the engine's structures (call frames, zvals,
+//! strings, objects) used by the hooks, plus the few engine calls ext-php-rs does not
+//! bind.
+
+use std::ffi::{c_char, c_int};
+
+use ext_php_rs::ffi::{self, zend_execute_data, zend_function, zend_object, zend_string, zval};
+use ext_php_rs::flags::DataType;
+use ext_php_rs::types::{ZendCallable, Zval};
+
+unsafe extern "C" {
+    fn zend_is_auto_global_str(name: *const c_char, len: usize) -> bool;
+    fn zend_memory_peak_usage(real: bool) -> usize;
+    fn zend_clear_exception();
+    static mut sapi_module: ffi::sapi_module_struct;
+}
+
+/// Bytes of a `zend_string` (empty for null).
+///
+/// # Safety
+/// `s` is null or a valid `zend_string` that outlives the returned slice.
+pub unsafe fn zstr<'a>(s: *const zend_string) -> &'a [u8] {
+    if s.is_null() {
+        return &[];
+    }
+    // SAFETY: per the caller.
+    unsafe { std::slice::from_raw_parts((*s).val.as_ptr().cast::<u8>(), (*s).len) }
+}
+
+/// The string bytes of a zval, through references.
+pub fn zval_bytes(z: &Zval) -> Option<&[u8]> {
+    let z = z.dereference();
+    if z.get_type() != DataType::String {
+        return None;
+    }
+    // SAFETY: the type says the value is a string.
+    Some(unsafe { zstr(z.value.str_) })
+}
+
+/// The object handle of a zval holding an object.
+pub fn obj_handle(z: &Zval) -> Option<u32> {
+    let z = z.dereference();
+    z.object().map(|o| o.handle)
+}
+
+/// One call frame as the observer sees it.
+#[derive(Clone, Copy)]
+pub struct Frame(pub *mut zend_execute_data);
+
+const FRAME_SLOT: usize =
+    std::mem::size_of::<zend_execute_data>().div_ceil(std::mem::size_of::<zval>());
+
+impl Frame {
+    /// Number of arguments passed.
+    pub fn num_args(&self) -> u32 {
+        // SAFETY: frames handed to observers are valid for the call.
+        unsafe { (*self.0).This.u2.num_args }
+    }
+
+    /// Argument `n` (0-based), through references.
+    pub fn arg(&self, n: u32) -> Option<&Zval> {
+        if n >= self.num_args() {
+            return None;
+        }
+        // SAFETY: arguments follow the frame header (ZEND_CALL_ARG).
+        let z = unsafe { &*(self.0 as *const zval).add(FRAME_SLOT + n as usize) };
+        Some(z.dereference())
+    }
+
+    /// Argument `n` as bytes when it is a string.
+    pub fn arg_bytes(&self, n: u32) -> Option<&[u8]> {
+        self.arg(n).and_then(zval_bytes)
+    }
+
+    /// `$this` for a method call.
+    pub fn this(&self) -> Option<&Zval> {
+        // SAFETY: as above.
+        let this = unsafe { &(*self.0).This };
+        this.is_object().then_some(this)
+    }
+
+    /// Handle of `$this`.
+    pub fn this_handle(&self) -> Option<u32> {
+        self.this().and_then(obj_handle)
+    }
+
+    /// The function being called.
+    pub fn func(&self) -> *mut zend_function {
+        // SAFETY: as above.
+        unsafe { (*self.0).func }
+    }
+}
+
+fn has_exception() -> bool {
+    // SAFETY: reading the executor globals (NTS).
+    unsafe { !ffi::executor_globals.exception.is_null() }
+}
+
+/// Runs `f`, and if it raised an exception where there was none, clears it: what the
+/// hooks do must never change what the application sees.
+fn contained<R>(f: impl FnOnce() -> Option<R>) -> Option<R> {
+    if has_exception() {
+        return f();
+    }
+    let r = f();
+    if has_exception() {
+        // SAFETY: an exception is pending and it is ours.
+        unsafe { zend_clear_exception() };
+        return None;
+    }
+    r
+}
+
+/// Reads a property of an object (declared, dynamic or computed by handlers),
+/// silently, as an owned value; an exception raised by the read is cleared.
+pub fn read_prop(obj: &Zval, name: &str) -> Option<Zval> {
+    contained(|| read_prop_raw(obj, name))
+}
+
+fn read_prop_raw(obj: &Zval, name: &str) -> Option<Zval> {
+    let o: *mut zend_object = obj.dereference().object()? as *const _ as *mut _;
+    let mut rv = Zval::new();
+    // SAFETY: valid object; silent read; the result points into the object or `rv`.
+    let p = unsafe {
+        ffi::zend_read_property((*o).ce, o, name.as_ptr().cast(), name.len(), true, &mut rv)
+    };
+    if p.is_null() {
+        return None;
+    }
+    if std::ptr::eq(p, &rv) {
+        return (!rv.is_null()).then_some(rv);
+    }
+    // SAFETY: non-null and owned by the object; shallow_clone takes a reference.
+    let z = unsafe { &*p }.dereference();
+    (!z.is_null()).then(|| z.shallow_clone())
+}
+
+/// A property as an integer.
+pub fn prop_long(obj: &Zval, name: &str) -> Option<i64> {
+    read_prop(obj, name).and_then(|z| z.long())
+}
+
+/// A property as bytes.
+pub fn prop_bytes(obj: &Zval, name: &str) -> Option<Vec<u8>> {
+    read_prop(obj, name).and_then(|z| zval_bytes(&z).map(<[u8]>::to_vec))
+}
+
+/// Calls a PHP function by name; `None` when it fails or throws (an exception it
+/// raised is cleared).
+pub fn call(name: &str, args: &[&Zval]) -> Option<Zval> {
+    contained(|| {
+        let f = ZendCallable::try_from_name(name).ok()?;
+        let params: Vec<&dyn ext_php_rs::convert::IntoZvalDyn> = args
+            .iter()
+            .map(|z| *z as &dyn ext_php_rs::convert::IntoZvalDyn)
+            .collect();
+        f.try_call(params).ok()
+    })
+}
+
+/// The pending exception's class and message, if one is being thrown.
+pub fn pending_exception() -> Option<(String, String)> {
+    // SAFETY: reading the executor globals in the request thread (NTS).
+    let ex = unsafe { ffi::executor_globals.exception };
+    if ex.is_null() {
+        return None;
+    }
+    // SAFETY: non-null exception object.
+    let class = unsafe { String::from_utf8_lossy(zstr((*(*ex).ce).name)).into_owned() };
+    let mut holder = Zval::new();
+    // SAFETY: wrap the object in a zval to read its message without changing refcounts.
+    holder.u1.type_info = ffi::IS_OBJECT_EX;
+    holder.value.obj = ex;
+    let message = prop_bytes(&holder, "message").map(|b| String::from_utf8_lossy(&b).into_owned());
+    // Do not let the holder release the exception.
+    holder.u1.type_info = ffi::IS_NULL;
+    Some((class, message.unwrap_or_default()))
+}
+
+/// Makes sure `$_SERVER` is populated (it is built lazily with `auto_globals_jit`).
+pub fn arm_server_globals() {
+    // SAFETY: engine call with a static string.
+    unsafe { zend_is_auto_global_str(c"_SERVER".as_ptr(), 7) };
+}
+
+/// `$_SERVER[key]` as bytes.
+pub fn server_var(key: &str) -> Option<&'static [u8]> {
+    // SAFETY: reading the request's core globals (NTS).
+    let server = unsafe {
+        &*(&raw const ffi::core_globals.http_globals[ffi::TRACK_VARS_SERVER as usize]
+            as *const Zval)
+    };
+    let table = server.array()?;
+    let v = table.get(key)?;
+    // SAFETY: the string lives in $_SERVER for the request; callers copy before it ends.
+    zval_bytes(v).map(|b| unsafe { std::slice::from_raw_parts(b.as_ptr(), b.len()) })
+}
+
+/// Peak memory of the request (`memory_get_peak_usage()`).
+pub fn peak_memory() -> u64 {
+    // SAFETY: plain engine call.
+    unsafe { zend_memory_peak_usage(false) as u64 }
+}
+
+/// The response status the SAPI will send (0 for CLI).
+pub fn http_status() -> i64 {
+    // SAFETY: reading the SAPI globals (NTS).
+    unsafe { ffi::sapi_globals.sapi_headers.http_response_code as i64 }
+}
+
+/// Request strings of the SAPI.
+pub type RequestInfo = (
+    Option<&'static [u8]>,
+    Option<&'static [u8]>,
+    Option<&'static [u8]>,
+    Option<&'static [u8]>,
+);
+
+/// `SG(request_info)` strings: (method, request URI, query string, path translated).
+pub fn request_info() -> RequestInfo {
+    let c = |p: *const c_char| {
+        // SAFETY: SAPI strings are NUL-terminated and live for the request.
+        (!p.is_null()).then(|| unsafe { std::ffi::CStr::from_ptr(p) }.to_bytes())
+    };
+    // SAFETY: reading the SAPI globals (NTS).
+    unsafe {
+        let Some(ri) = (&raw const ffi::sapi_globals.request_info).as_ref() else {
+            return (None, None, None, None);
+        };
+        (
+            c(ri.request_method),
+            c(ri.request_uri),
+            c(ri.query_string),
+            c(ri.path_translated),
+        )
+    }
+}
+
+/// The SAPI's name (`cli`, `fpm-fcgi`, `cli-server`, ...).
+pub fn sapi_name() -> &'static str {
+    // SAFETY: the SAPI module is static for the process.
+    unsafe {
+        let Some(module) = (&raw const sapi_module).as_ref() else {
+            return "";
+        };
+        let p = module.name;
+        if p.is_null() {
+            return "";
+        }
+        std::ffi::CStr::from_ptr(p).to_str().unwrap_or("")
+    }
+}
+
+/// `E_*` constants as `c_int`.
+pub const E_ERROR: c_int = ffi::E_ERROR as c_int;
+
+/// A local variable of the calling user function (CV or symbol table), e.g.
+/// `$http_response_header` set by the http stream wrapper.
+pub fn caller_local(frame: Frame, name: &str) -> Option<&'static Zval> {
+    // SAFETY: frames and op arrays are valid while the call runs; the result is read
+    // before the hook returns.
+    unsafe {
+        let caller = (*frame.0).prev_execute_data;
+        if caller.is_null() || (*caller).func.is_null() {
+            return None;
+        }
+        let func = (*caller).func;
+        if (*func).type_ == ffi::ZEND_USER_FUNCTION as u8 {
+            let op = &(*func).op_array;
+            for i in 0..op.last_var.max(0) as usize {
+                let var = *op.vars.add(i);
+                if zstr(var) == name.as_bytes() {
+                    let z = &*(caller as *const zval).add(FRAME_SLOT + i);
+                    let z = z.dereference();
+                    return (z.get_type() != DataType::Undef && !z.is_null()).then_some(z);
+                }
+            }
+        }
+        let table = (*caller).symbol_table;
+        if table.is_null() {
+            return None;
+        }
+        let table = &*(table as *const ext_php_rs::types::ZendHashTable);
+        table
+            .get(name)
+            .map(|z| z.indirect().unwrap_or(z).dereference())
+    }
+}

@@ -1,0 +1,495 @@
+//! The transaction of one request: its state, its start (RINIT) and its end
+//! (RSHUTDOWN), where it is encoded and sent in one non-blocking write.
+//!
+//! PHP runs one request at a time per process (NTS), so the state is a per-thread value
+//! with a `busy` flag instead of a lock: a hook that re-enters (a PHP function called from
+//! a hook, a warning raised inside one) finds it busy and does nothing.
+
+use std::cell::UnsafeCell;
+
+use tern_php_wire::active::{ActiveMap, SlotWriter, TxInfo};
+
+use crate::config::{self, Config, Naming};
+use crate::tree::Tree;
+use crate::{clock, naming, otlp, php, send};
+
+/// An attribute value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Val {
+    /// A string.
+    S(String),
+    /// An integer.
+    I(i64),
+}
+
+/// Attributes of a span.
+pub type Attrs = Vec<(&'static str, Val)>;
+
+/// Most child spans (SQL, HTTP) kept per request; more are counted as dropped.
+pub const MAX_SPANS: usize = 2000;
+/// Most connections/statements/handles remembered per request.
+const MAX_HANDLES: usize = 512;
+
+/// A finished SQL or HTTP call.
+#[derive(Debug, Clone)]
+pub struct SpanRec {
+    /// Span id.
+    pub id: [u8; 8],
+    /// Span name.
+    pub name: String,
+    /// Monotonic start and end.
+    pub start: u64,
+    /// See `start`.
+    pub end: u64,
+    /// Call-tree node it ran under (`tree::ROOT` = the entry span).
+    pub node: u32,
+    /// Attributes (semantic-convention names).
+    pub attrs: Attrs,
+    /// Error type and message when it failed.
+    pub error: Option<(String, String)>,
+}
+
+/// A hooked call in progress.
+#[derive(Debug)]
+pub struct Open {
+    /// The frame (pairs `end` with `begin`).
+    pub ex: usize,
+    /// Span id (known at start: it goes into `traceparent`).
+    pub id: [u8; 8],
+    /// Monotonic start.
+    pub start: u64,
+    /// Call-tree node at start.
+    pub node: u32,
+    /// Span name.
+    pub name: String,
+    /// Attributes gathered at start.
+    pub attrs: Attrs,
+    /// An object handle the hook wants at the end (connection, statement, curl handle).
+    pub obj: u32,
+}
+
+/// What is known about a database connection or prepared statement, by object handle.
+#[derive(Debug, Clone, Default)]
+pub struct Conn {
+    /// `db.system.name` (`sqlite`, `mysql`, `postgresql`, ...).
+    pub system: &'static str,
+    /// `server.address`.
+    pub host: String,
+    /// `server.port`.
+    pub port: Option<i64>,
+    /// `db.namespace`.
+    pub db: String,
+    /// SQL of a prepared statement.
+    pub sql: String,
+}
+
+/// The fatal error or uncaught exception that ended a request.
+#[derive(Debug, Clone)]
+pub struct Fatal {
+    /// Exception class, or `E_ERROR`-style name.
+    pub kind: String,
+    /// Message.
+    pub message: String,
+    /// Where.
+    pub file: String,
+    /// Line.
+    pub line: u32,
+}
+
+/// Error counts of a request.
+#[derive(Debug, Default, Clone)]
+pub struct Errors {
+    /// `E_WARNING`, `E_USER_WARNING`, `E_CORE_WARNING`, `E_COMPILE_WARNING`.
+    pub warnings: u32,
+    /// `E_NOTICE`, `E_USER_NOTICE`.
+    pub notices: u32,
+    /// `E_DEPRECATED`, `E_USER_DEPRECATED`.
+    pub deprecated: u32,
+    /// Errors (`E_ERROR` and the other fatal kinds, `E_USER_ERROR`, `E_RECOVERABLE_ERROR`).
+    pub errors: u32,
+    /// The first fatal error or uncaught exception.
+    pub fatal: Option<Fatal>,
+}
+
+/// One transaction.
+#[derive(Debug, Default)]
+pub struct Tx {
+    /// Recording.
+    pub on: bool,
+    /// W3C trace id (continued from `traceparent`).
+    pub trace_id: [u8; 16],
+    /// Entry span id.
+    pub span_id: [u8; 8],
+    /// Remote parent span from `traceparent`.
+    pub parent: Option<[u8; 8]>,
+    /// Unix start.
+    pub unix0: u64,
+    /// Monotonic start.
+    pub mono0: u64,
+    /// Monotonic end.
+    pub mono_end: u64,
+    /// Transaction name (route).
+    pub name: String,
+    /// HTTP method (empty for CLI).
+    pub method: String,
+    /// Request path (without query).
+    pub path: String,
+    /// Query string.
+    pub query: String,
+    /// Host header.
+    pub host: String,
+    /// Client address.
+    pub client: String,
+    /// User agent.
+    pub user_agent: String,
+    /// `http` or `https`.
+    pub scheme: String,
+    /// Script file.
+    pub script: String,
+    /// Not an HTTP request.
+    pub cli: bool,
+    /// `service.name` in force for this request.
+    pub service: String,
+    /// Finished child spans.
+    pub spans: Vec<SpanRec>,
+    /// Child spans not kept (over [`MAX_SPANS`]).
+    pub dropped_spans: u32,
+    /// Hooked calls in progress.
+    pub open: Vec<Open>,
+    /// Error counts.
+    pub errors: Errors,
+    /// The call tree.
+    pub tree: Tree,
+    /// Whether this request was sampled for a call tree.
+    pub sampled: bool,
+    /// CPU microseconds used by the process at start.
+    pub cpu0: u64,
+    /// Known connections and statements by object handle.
+    pub conns: Vec<(u32, Conn)>,
+    /// Extra HTTP headers set by the application on curl handles, by handle.
+    pub curl_headers: Vec<(u32, Vec<String>)>,
+    /// Curl handles added to a multi handle and not yet finished: (handle, open call).
+    pub curl_multi: Vec<(u32, Open)>,
+    /// Response status (at the end).
+    pub status: i64,
+    /// Peak memory (at the end).
+    pub peak_memory: u64,
+    /// CPU microseconds of the request (at the end).
+    pub cpu_us: u64,
+}
+
+impl Tx {
+    /// Records a finished child span (or counts it as dropped).
+    pub fn push_span(&mut self, span: SpanRec) {
+        if self.spans.len() < MAX_SPANS {
+            self.spans.push(span);
+        } else {
+            self.dropped_spans += 1;
+        }
+    }
+
+    /// Unix nanoseconds of a monotonic instant of this request.
+    pub fn unix_at(&self, mono: u64) -> u64 {
+        self.unix0 + mono.saturating_sub(self.mono0)
+    }
+
+    /// Remembers what is known about a connection or statement.
+    pub fn set_conn(&mut self, handle: u32, conn: Conn) {
+        if let Some(c) = self.conns.iter_mut().find(|(h, _)| *h == handle) {
+            c.1 = conn;
+            return;
+        }
+        if self.conns.len() >= MAX_HANDLES {
+            self.conns.remove(0);
+        }
+        self.conns.push((handle, conn));
+    }
+
+    /// What is known about a connection or statement.
+    pub fn conn(&self, handle: u32) -> Option<&Conn> {
+        self.conns
+            .iter()
+            .rev()
+            .find(|(h, _)| *h == handle)
+            .map(|(_, c)| c)
+    }
+
+    fn reset(&mut self) {
+        let tree = std::mem::take(&mut self.tree);
+        let mut spans = std::mem::take(&mut self.spans);
+        spans.clear();
+        if spans.capacity() > MAX_SPANS {
+            spans.shrink_to(64);
+        }
+        *self = Tx {
+            tree,
+            spans,
+            ..Tx::default()
+        };
+        self.tree.clear();
+    }
+}
+
+/// Everything the extension keeps per process.
+#[derive(Default)]
+pub struct State {
+    /// The current transaction.
+    pub tx: Tx,
+    /// The process whose slot and socket these are (forks change it).
+    pub pid: i32,
+    /// This process's active-transaction slot.
+    pub slot: Option<SlotWriter<'static>>,
+    /// The socket to the forwarder.
+    pub sender: send::Sender,
+    busy: bool,
+}
+
+thread_local! {
+    static STATE: UnsafeCell<State> = UnsafeCell::new(State::default());
+}
+
+/// Runs `f` on the state unless it is already in use (re-entry); `None` then.
+#[inline]
+pub fn with<R>(f: impl FnOnce(&mut State) -> R) -> Option<R> {
+    STATE.with(|cell| {
+        // SAFETY: single thread; the busy flag prevents a second &mut while one is live.
+        let st = unsafe { &mut *cell.get() };
+        if st.busy {
+            return None;
+        }
+        st.busy = true;
+        struct Clear(*mut State);
+        impl Drop for Clear {
+            fn drop(&mut self) {
+                // SAFETY: same cell, still alive.
+                unsafe { (*self.0).busy = false };
+            }
+        }
+        let _clear = Clear(st);
+        Some(f(st))
+    })
+}
+
+fn force_idle() {
+    // A fatal error (longjmp) inside a hook can leave the flag set: clear it per request.
+    STATE.with(|cell| unsafe { (*cell.get()).busy = false });
+}
+
+static ACTIVE: std::sync::OnceLock<&'static ActiveMap> = std::sync::OnceLock::new();
+
+/// Opens the active-transaction file (module start, before php-fpm forks).
+pub fn open_active(config: &Config) {
+    if config.active_path.is_empty() {
+        return;
+    }
+    match ActiveMap::open(
+        std::path::Path::new(&config.active_path),
+        tern_php_wire::active::DEFAULT_SLOTS,
+    ) {
+        Ok(map) => {
+            let _ = ACTIVE.set(Box::leak(Box::new(map)));
+        }
+        Err(e) => config::warn(&format!(
+            "tern: active transactions will not be published: {e}"
+        )),
+    }
+}
+
+/// The active-transaction file, when open.
+pub fn active() -> Option<&'static ActiveMap> {
+    ACTIVE.get().copied()
+}
+
+fn cpu_us() -> u64 {
+    // SAFETY: valid out-pointer.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let us = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    us(ru.ru_utime) + us(ru.ru_stime)
+}
+
+fn lossy(b: Option<&[u8]>) -> String {
+    b.map(|b| String::from_utf8_lossy(b).into_owned())
+        .unwrap_or_default()
+}
+
+/// Parses a W3C `traceparent` (`00-<trace>-<span>-<flags>`).
+pub fn parse_traceparent(v: &[u8]) -> Option<([u8; 16], [u8; 8])> {
+    let s = std::str::from_utf8(v).ok()?.trim();
+    let mut parts = s.split('-');
+    let (version, trace, span, _flags) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    if version.len() != 2 || version == "ff" || trace.len() != 32 || span.len() != 16 {
+        return None;
+    }
+    let mut t = [0u8; 16];
+    let mut p = [0u8; 8];
+    hex_into(trace, &mut t)?;
+    hex_into(span, &mut p)?;
+    (t != [0; 16] && p != [0; 8]).then_some((t, p))
+}
+
+fn hex_into(s: &str, out: &mut [u8]) -> Option<()> {
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(())
+}
+
+/// Request start (RINIT).
+pub fn begin(config: &Config, profiler: bool) {
+    force_idle();
+    with(|st| {
+        // SAFETY: getpid has no preconditions.
+        let pid = unsafe { libc::getpid() };
+        if pid != st.pid {
+            st.pid = pid;
+            clock::reseed();
+            st.sender = send::Sender::default();
+            st.slot = active().and_then(|m| m.claim(pid).ok());
+        }
+        let tx = &mut st.tx;
+        tx.reset();
+        tx.on = true;
+        tx.mono0 = clock::mono_ns();
+        tx.unix0 = clock::unix_ns();
+        tx.cpu0 = cpu_us();
+        php::arm_server_globals();
+        let (method, uri, query, translated) = php::request_info();
+        tx.cli = php::sapi_name() == "cli" || method.is_none();
+        tx.method = lossy(method);
+        let uri = lossy(uri);
+        tx.path = uri.split('?').next().unwrap_or("").to_string();
+        tx.query = lossy(query);
+        tx.host = lossy(php::server_var("HTTP_HOST"));
+        tx.client = lossy(php::server_var("REMOTE_ADDR"));
+        tx.user_agent = lossy(php::server_var("HTTP_USER_AGENT"));
+        tx.scheme = match php::server_var("HTTPS") {
+            Some(v) if !v.is_empty() && v != b"off" => "https".into(),
+            _ => "http".into(),
+        };
+        tx.script = lossy(php::server_var("SCRIPT_NAME").or(translated));
+        tx.service = config::service_name();
+        tx.name = if tx.cli {
+            if tx.script.is_empty() {
+                "php-cli".to_string()
+            } else {
+                tx.script.clone()
+            }
+        } else {
+            match config.naming {
+                Naming::Script => tx.script.clone(),
+                Naming::Uri | Naming::Framework => naming::collapse_ids(&tx.path),
+            }
+        };
+        match php::server_var("HTTP_TRACEPARENT").and_then(parse_traceparent) {
+            Some((trace, parent)) => {
+                tx.trace_id = trace;
+                tx.parent = Some(parent);
+            }
+            None => tx.trace_id = clock::trace_id(),
+        }
+        tx.span_id = clock::span_id();
+        tx.sampled = config.profile_sample > 0.0
+            && (clock::rand_u64() as f64 / u64::MAX as f64) < config.profile_sample;
+        if profiler && (tx.sampled || config.profile_threshold_ms > 0) {
+            tx.tree.start(config.max_nodes, tx.mono0);
+        }
+        if let Some(slot) = &st.slot {
+            let tx = &st.tx;
+            let uri = if tx.cli {
+                tx.script.as_bytes()
+            } else {
+                uri.as_bytes()
+            };
+            slot.begin(&TxInfo {
+                start_ns: tx.unix0,
+                trace_id: tx.trace_id,
+                span_id: tx.span_id,
+                service: tx.service.as_bytes(),
+                method: tx.method.as_bytes(),
+                client: tx.client.as_bytes(),
+                uri,
+            });
+        }
+    });
+}
+
+/// Request end (RSHUTDOWN): finish, encode, send, release the slot.
+pub fn end(config: &Config) {
+    force_idle();
+    with(|st| {
+        let tx = &mut st.tx;
+        if !tx.on {
+            return;
+        }
+        let now = clock::mono_ns();
+        tx.mono_end = now;
+        for open in std::mem::take(&mut tx.open) {
+            crate::hooks::abandon(tx, open, now);
+        }
+        for (_, open) in std::mem::take(&mut tx.curl_multi) {
+            crate::hooks::abandon(tx, open, now);
+        }
+        tx.tree.close_all(now);
+        tx.status = php::http_status();
+        tx.peak_memory = php::peak_memory();
+        tx.cpu_us = cpu_us().saturating_sub(tx.cpu0);
+        let elapsed_ms = now.saturating_sub(tx.mono0) / 1_000_000;
+        let keep_tree = tx.tree.on
+            && (tx.sampled
+                || (config.profile_threshold_ms > 0 && elapsed_ms >= config.profile_threshold_ms));
+        let request = otlp::build(tx, keep_tree, st.pid);
+        if let Some(path) = config::debug_dump() {
+            otlp::dump(&request, &path);
+        }
+        st.sender.send(&config.socket, &request);
+        if let Some(slot) = &st.slot {
+            slot.end();
+        }
+        tx.on = false;
+        tx.tree.clear();
+        tx.conns.clear();
+        tx.curl_headers.clear();
+    });
+}
+
+/// Publishes the current activity into the active slot.
+pub fn set_activity(st: &State, kind: tern_php_wire::ActivityKind, start_unix: u64, text: &[u8]) {
+    if let Some(slot) = &st.slot {
+        slot.set_activity(kind, start_unix, text);
+    }
+}
+
+/// Clears the current activity.
+pub fn clear_activity(st: &State) {
+    if let Some(slot) = &st.slot {
+        slot.clear_activity();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_valid_traceparent_is_continued_and_bad_ones_are_ignored() {
+        let (t, p) =
+            parse_traceparent(b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap();
+        assert_eq!(t[0], 0x4b);
+        assert_eq!(p[7], 0xb7);
+        for bad in [
+            &b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7"[..],
+            b"ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            b"00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            b"00-4bf92f3577b34da6a3ce929d0e0e473x-00f067aa0ba902b7-01",
+            b"",
+        ] {
+            assert!(
+                parse_traceparent(bad).is_none(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+}
