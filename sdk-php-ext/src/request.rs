@@ -358,7 +358,9 @@ pub fn begin(config: &Config, profiler: bool) {
         let (method, uri, query, translated) = php::request_info();
         tx.cli = php::sapi_name() == "cli" || method.is_none();
         tx.method = lossy(method);
-        let uri = lossy(uri);
+        // php-fpm's SG(request_info).request_uri is the script (SCRIPT_NAME), not the
+        // request's URI: a front controller would name every request `/index.php`.
+        let uri = lossy(php::server_var("REQUEST_URI").or(uri));
         tx.path = uri.split('?').next().unwrap_or("").to_string();
         tx.query = lossy(query);
         tx.host = lossy(php::server_var("HTTP_HOST"));
