@@ -139,7 +139,9 @@ impl MariaDb {
     /// Initialises a data directory with `mariadb-install-db` and starts `mariadbd`.
     pub fn start(dir: &Path) -> MariaDb {
         let data = dir.join("mysql-data");
+        let tmp = dir.join("mysql-tmp");
         std::fs::create_dir_all(&data).unwrap();
+        std::fs::create_dir_all(&tmp).unwrap();
         let install = first_existing(&["/usr/bin/mariadb-install-db", "/usr/bin/mysql_install_db"]);
         let out = Command::new(install)
             .arg("--no-defaults")
@@ -147,6 +149,8 @@ impl MariaDb {
             .arg("--user=root")
             .arg("--auth-root-authentication-method=normal")
             .arg("--skip-test-db")
+            .arg(format!("--tmpdir={}", tmp.display()))
+            .env("TMPDIR", &tmp)
             .output()
             .expect("running mariadb-install-db (run scripts/setup.sh)");
         assert!(
@@ -167,6 +171,7 @@ impl MariaDb {
                 .arg(format!("--pid-file={}", dir.join("mysql.pid").display()))
                 .arg(format!("--log-error={}", dir.join("mysql.err").display()))
                 .arg("--user=root")
+                .arg(format!("--tmpdir={}", tmp.display()))
                 .arg("--skip-grant-tables")
                 .arg("--innodb-buffer-pool-size=32M")
                 .arg("--max-connections=500")
@@ -279,6 +284,7 @@ fn serve_http(stream: TcpStream, seen: &Mutex<Vec<SeenRequest>>) {
             return;
         }
         let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+        let mut close = line.trim_end().ends_with("HTTP/1.0");
         let mut headers = Vec::new();
         let mut body_len = 0usize;
         loop {
@@ -295,6 +301,9 @@ fn serve_http(stream: TcpStream, seen: &Mutex<Vec<SeenRequest>>) {
                 if k == "content-length" {
                     body_len = v.parse().unwrap_or(0);
                 }
+                if k == "connection" && v.eq_ignore_ascii_case("close") {
+                    close = true;
+                }
                 headers.push((k, v));
             }
         }
@@ -309,8 +318,11 @@ fn serve_http(stream: TcpStream, seen: &Mutex<Vec<SeenRequest>>) {
             std::thread::sleep(Duration::from_millis(ms));
         }
         seen.lock().unwrap().push(SeenRequest { path, headers });
-        let reply = "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 5\r\n\r\nhello";
-        if out.write_all(reply.as_bytes()).is_err() {
+        let connection = if close { "close" } else { "keep-alive" };
+        let reply = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 5\r\nconnection: {connection}\r\n\r\nhello"
+        );
+        if out.write_all(reply.as_bytes()).is_err() || close {
             return;
         }
     }
