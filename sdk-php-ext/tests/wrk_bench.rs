@@ -2,12 +2,12 @@
 //! app's `/bench` endpoint (about 20 SQL and HTTP calls per request) without and with
 //! `tern.so` (and the forwarder and collector behind it), driven by `wrk`, alternating
 //! A/B rounds. Prints throughput, p50/p99 latency and peak PHP memory per request side
-//! by side. Not part of CI (ignored); run with a release build of the extension:
+//! by side. Not part of CI (ignored). Run it in release (the extension, forwarder and
+//! collector are then the release builds found next to the test binary):
 //!
 //! ```text
-//! cargo build --release -p tern-php && cargo build --workspace --bins
-//! TERN_PHP_EXTENSION=$PWD/target/release/libtern.so \
-//!   cargo test -p tern-php --test wrk_bench -- --ignored --nocapture
+//! cargo build --release -p tern-php -p tern-agent -p tern-collector
+//! cargo test --release -p tern-php --test wrk_bench -- --ignored --nocapture
 //! ```
 //! `TERN_BENCH_SECONDS` (default 20) sets each round's length, `TERN_BENCH_ROUNDS`
 //! (default 3) the rounds per side.
