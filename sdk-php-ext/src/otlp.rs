@@ -18,6 +18,7 @@ use crate::{clock, tree};
 fn kv(key: &str, v: Val) -> KeyValue {
     let value = match v {
         Val::S(s) => any_value::Value::StringValue(s),
+        Val::Str(s) => any_value::Value::StringValue(s.to_string()),
         Val::I(i) => any_value::Value::IntValue(i),
     };
     KeyValue {
@@ -131,7 +132,7 @@ pub fn build(tx: &Tx, keep_tree: bool, pid: i32) -> ExportTraceServiceRequest {
             trace_id: trace_id.clone(),
             span_id: rec.id.to_vec(),
             parent_span_id: span_parent(if keep_tree { rec.node } else { tree::ROOT }).to_vec(),
-            name: rec.name.clone(),
+            name: rec.name.to_string(),
             kind: span::SpanKind::Client as i32,
             start_time_unix_nano: tx.unix_at(rec.start),
             end_time_unix_nano: tx.unix_at(rec.end),

@@ -18,6 +18,8 @@ use crate::{clock, naming, otlp, php, send};
 pub enum Val {
     /// A string.
     S(String),
+    /// A static string (no allocation).
+    Str(&'static str),
     /// An integer.
     I(i64),
 }
@@ -36,7 +38,7 @@ pub struct SpanRec {
     /// Span id.
     pub id: [u8; 8],
     /// Span name.
-    pub name: String,
+    pub name: std::borrow::Cow<'static, str>,
     /// Monotonic start and end.
     pub start: u64,
     /// See `start`.
@@ -61,7 +63,7 @@ pub struct Open {
     /// Call-tree node at start.
     pub node: u32,
     /// Span name.
-    pub name: String,
+    pub name: std::borrow::Cow<'static, str>,
     /// Attributes gathered at start.
     pub attrs: Attrs,
     /// An object handle the hook wants at the end (connection, statement, curl handle).
@@ -81,6 +83,17 @@ pub struct Conn {
     pub db: String,
     /// SQL of a prepared statement.
     pub sql: String,
+}
+
+/// Options the application set on a curl handle that the span needs.
+#[derive(Debug, Clone, Default)]
+pub struct CurlOpts {
+    /// `CURLOPT_HTTPHEADER` as set by the application (without our `traceparent`).
+    pub headers: Vec<String>,
+    /// The request method implied by `CURLOPT_CUSTOMREQUEST`, `CURLOPT_POST`, ...
+    pub method: Option<String>,
+    /// Whether `method` came from `CURLOPT_CUSTOMREQUEST` (flags set later do not win).
+    pub custom: bool,
 }
 
 /// The fatal error or uncaught exception that ended a request.
@@ -166,8 +179,8 @@ pub struct Tx {
     pub cpu0: u64,
     /// Known connections and statements by object handle.
     pub conns: Vec<(u32, Conn)>,
-    /// Extra HTTP headers set by the application on curl handles, by handle.
-    pub curl_headers: Vec<(u32, Vec<String>)>,
+    /// What the application set on curl handles (headers, method), by handle.
+    pub curl_opts: Vec<(u32, CurlOpts)>,
     /// Curl handles added to a multi handle and not yet finished: (handle, open call).
     pub curl_multi: Vec<(u32, Open)>,
     /// Response status (at the end).
@@ -344,6 +357,8 @@ pub fn begin(config: &Config, profiler: bool) {
         let pid = unsafe { libc::getpid() };
         if pid != st.pid {
             st.pid = pid;
+            crate::hooks::install();
+            crate::hooks::install_done();
             clock::reseed();
             st.sender = send::Sender::default();
             st.slot = active().and_then(|m| m.claim(pid).ok());
@@ -441,6 +456,16 @@ pub fn end(config: &Config) {
         let keep_tree = tx.tree.on
             && (tx.sampled
                 || (config.profile_threshold_ms > 0 && elapsed_ms >= config.profile_threshold_ms));
+        // A `pcntl_fork()` child ends the request it inherited: it must not write into
+        // the parent's socket stream or slot.
+        // SAFETY: getpid has no preconditions.
+        let pid = unsafe { libc::getpid() };
+        if pid != st.pid {
+            st.pid = pid;
+            st.sender = send::Sender::default(); // closing the inherited copy is harmless
+            st.slot = None;
+        }
+        let tx = &mut st.tx;
         let request = otlp::build(tx, keep_tree, st.pid);
         if let Some(path) = config::debug_dump() {
             otlp::dump(&request, &path);
@@ -452,7 +477,7 @@ pub fn end(config: &Config) {
         tx.on = false;
         tx.tree.clear();
         tx.conns.clear();
-        tx.curl_headers.clear();
+        tx.curl_opts.clear();
     });
 }
 

@@ -8,12 +8,15 @@ use ext_php_rs::types::Zval;
 
 use super::{failure, finish, mark, open_http, traceparent, Hook};
 use crate::php::{self, Frame};
-use crate::request::{Open, Tx, Val};
+use crate::request::{CurlOpts, Open, Tx, Val};
 
-const CURLOPT_URL: i64 = 10002;
 const CURLOPT_HTTPHEADER: i64 = 10023;
 const CURLOPT_CUSTOMREQUEST: i64 = 10036;
 const CURLOPT_POST: i64 = 47;
+const CURLOPT_NOBODY: i64 = 44;
+const CURLOPT_UPLOAD: i64 = 46;
+const CURLOPT_PUT: i64 = 54;
+const CURLOPT_HTTPGET: i64 = 80;
 const CURLINFO_RESPONSE_CODE: i64 = 0x200002;
 const CURLINFO_EFFECTIVE_URL: i64 = 0x100001;
 
@@ -42,29 +45,56 @@ fn headers_of(z: &Zval) -> Option<Vec<String>> {
     )
 }
 
-fn remember_headers(tx: &mut Tx, handle: u32, headers: Vec<String>) {
-    match tx.curl_headers.iter_mut().find(|(h, _)| *h == handle) {
-        Some(entry) => entry.1 = headers,
-        None => {
-            if tx.curl_headers.len() >= 512 {
-                tx.curl_headers.remove(0);
+fn opts_of(tx: &mut Tx, handle: u32) -> &mut CurlOpts {
+    if let Some(i) = tx.curl_opts.iter().position(|(h, _)| *h == handle) {
+        return &mut tx.curl_opts[i].1;
+    }
+    if tx.curl_opts.len() >= 512 {
+        tx.curl_opts.remove(0);
+    }
+    tx.curl_opts.push((handle, CurlOpts::default()));
+    &mut tx.curl_opts.last_mut().expect("just pushed").1
+}
+
+/// Records one option the span needs (headers, method).
+fn remember(tx: &mut Tx, handle: u32, option: i64, value: &Zval) {
+    let on = value.coerce_to_bool();
+    let method = match option {
+        CURLOPT_HTTPHEADER => {
+            if let Some(list) = headers_of(value) {
+                opts_of(tx, handle).headers = list;
             }
-            tx.curl_headers.push((handle, headers));
+            return;
         }
+        CURLOPT_CUSTOMREQUEST => {
+            php::zval_bytes(value).map(|b| String::from_utf8_lossy(b).to_ascii_uppercase())
+        }
+        CURLOPT_POST if on => Some("POST".into()),
+        CURLOPT_NOBODY if on => Some("HEAD".into()),
+        CURLOPT_PUT | CURLOPT_UPLOAD if on => Some("PUT".into()),
+        CURLOPT_HTTPGET if on => Some("GET".into()),
+        _ => return,
+    };
+    let opts = opts_of(tx, handle);
+    // A custom request wins over the flags, whatever the order they were set in.
+    if option == CURLOPT_CUSTOMREQUEST {
+        opts.custom = method.is_some();
+        opts.method = method;
+    } else if !opts.custom {
+        opts.method = method;
     }
 }
 
 fn setopt_end(frame: Frame, rv: Option<&Zval>, tx: &mut Tx, _open: Open) {
-    if !rv.is_some_and(|z| z.is_true())
-        || frame.arg(1).and_then(|z| z.long()) != Some(CURLOPT_HTTPHEADER)
-    {
+    if !rv.is_some_and(|z| z.is_true()) {
         return;
     }
-    if let (Some(h), Some(list)) = (
+    if let (Some(h), Some(option), Some(value)) = (
         frame.arg(0).and_then(php::obj_handle),
-        frame.arg(2).and_then(headers_of),
+        frame.arg(1).and_then(|z| z.long()),
+        frame.arg(2),
     ) {
-        remember_headers(tx, h, list);
+        remember(tx, h, option, value);
     }
 }
 
@@ -78,8 +108,10 @@ fn setopt_array_end(frame: Frame, rv: Option<&Zval>, tx: &mut Tx, _open: Open) {
     ) else {
         return;
     };
-    if let Some(list) = opts.get_index(CURLOPT_HTTPHEADER).and_then(headers_of) {
-        remember_headers(tx, h, list);
+    for (key, value) in opts.iter() {
+        if let ext_php_rs::types::ArrayKey::Long(option) = key {
+            remember(tx, h, option, value);
+        }
     }
 }
 
@@ -93,14 +125,15 @@ fn start(tx: &mut Tx, ch: &Zval) -> Option<Open> {
     let url = getinfo(ch, CURLINFO_EFFECTIVE_URL)
         .and_then(|z| php::zval_bytes(&z).map(|b| String::from_utf8_lossy(b).into_owned()))
         .unwrap_or_default();
-    let mut open = open_http(tx, "GET", &url);
-    open.obj = handle;
-    let mut headers = tx
-        .curl_headers
+    let opts = tx
+        .curl_opts
         .iter()
         .find(|(h, _)| *h == handle)
-        .map(|(_, l)| l.clone())
+        .map(|(_, o)| o.clone())
         .unwrap_or_default();
+    let mut open = open_http(tx, opts.method.as_deref().unwrap_or("GET"), &url);
+    open.obj = handle;
+    let mut headers = opts.headers;
     headers.push(format!("traceparent: {}", traceparent(tx, &open)));
     if let (Ok(list), Ok(opt)) = (
         headers.into_zval(false),
@@ -108,7 +141,6 @@ fn start(tx: &mut Tx, ch: &Zval) -> Option<Open> {
     ) {
         php::call("curl_setopt", &[ch, &opt, &list]);
     }
-    let _ = (CURLOPT_URL, CURLOPT_CUSTOMREQUEST, CURLOPT_POST);
     Some(open)
 }
 

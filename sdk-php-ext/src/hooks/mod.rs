@@ -2,12 +2,17 @@
 //!
 //! Each library is one module holding a table of [`Hook`]s — which internal function or
 //! method, what to do at its start and at its end — written over the shared helpers
-//! below ([`open_sql`], [`open_http`], [`finish`], [`failure`]). One observer init
-//! function matches functions against all tables once (PHP caches the answer per
-//! function) and hands out the generic handlers here, which look the hook up by
-//! function address, keep the call's [`Open`] record on the request's stack, publish the
-//! activity to the active slot, and catch panics (counted, never crossing into PHP).
-//! User functions get the call-tree handlers when profiling is configured.
+//! below ([`open_sql`], [`open_http`], [`finish`], [`failure`]). [`install`] finds each
+//! hooked internal function once per process and puts one generic wrapper in place of
+//! its handler: the wrapper looks the hook up by function address, runs its start,
+//! the original handler, its end, keeps the call's [`Open`] record on the request's
+//! stack, publishes the activity to the active slot, and catches panics (counted, never
+//! crossing into PHP).
+//!
+//! User functions are observed through the Zend Observer API, registered only when
+//! call trees are configured: in PHP 8.2 any fcall observer makes every request
+//! initialise a run-time cache for every internal function (tens of µs per request),
+//! which requests without call trees should not pay.
 
 pub mod curl;
 pub mod errors;
@@ -15,6 +20,7 @@ pub mod mysqli;
 pub mod pdo;
 pub mod stream;
 
+use std::borrow::Cow;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
@@ -91,36 +97,22 @@ fn hook_at(mut index: usize) -> Option<&'static Hook> {
     None
 }
 
-fn find_hook(class: &[u8], function: &[u8]) -> Option<usize> {
-    let mut base = 0;
-    for t in TABLES {
-        if let Some(i) = t.iter().position(|h| {
-            h.function.as_bytes().eq_ignore_ascii_case(function)
-                && h.class.as_bytes().eq_ignore_ascii_case(class)
-        }) {
-            return Some(base + i);
-        }
-        base += t.len();
-    }
-    None
-}
-
-/// Hooked functions resolved so far: function address and hook index. Internal
-/// functions live for the process, so addresses are stable.
+/// Wrapped internal functions: address and hook index. Internal functions live for the
+/// process, so these addresses are stable (copies are not recorded, see [`inherited`]).
 static RESOLVED_FUNC: [AtomicUsize; 96] = [const { AtomicUsize::new(0) }; 96];
 static RESOLVED_HOOK: [AtomicUsize; 96] = [const { AtomicUsize::new(0) }; 96];
 static RESOLVED_LEN: AtomicUsize = AtomicUsize::new(0);
 
-fn resolved(func: *mut zend_function) -> Option<&'static Hook> {
+fn resolved_index(func: *mut zend_function) -> Option<usize> {
     let f = func as usize;
     let len = RESOLVED_LEN.load(Ordering::Acquire);
     (0..len)
         .find(|&i| RESOLVED_FUNC[i].load(Ordering::Relaxed) == f)
-        .and_then(|i| hook_at(RESOLVED_HOOK[i].load(Ordering::Relaxed)))
+        .map(|i| RESOLVED_HOOK[i].load(Ordering::Relaxed))
 }
 
 fn remember(func: *mut zend_function, index: usize) -> bool {
-    if resolved(func).is_some() {
+    if resolved_index(func).is_some() {
         return true;
     }
     // One thread runs PHP (NTS): no two writers.
@@ -142,49 +134,181 @@ const NO_HANDLERS: zend_observer_fcall_handlers = zend_observer_fcall_handlers {
 /// Registers the observer (module start).
 pub fn register(profile: bool) {
     PROFILER.store(profile, Ordering::Relaxed);
-    // SAFETY: called during MINIT.
-    unsafe { ffi::zend_observer_fcall_register(Some(fcall_init)) };
+    if profile {
+        // SAFETY: called during MINIT.
+        unsafe { ffi::zend_observer_fcall_register(Some(fcall_init)) };
+    }
     errors::register();
+    install();
 }
 
 unsafe extern "C" fn fcall_init(ex: *mut zend_execute_data) -> zend_observer_fcall_handlers {
     catch_unwind(|| {
         // SAFETY: the engine passes a valid frame with its function.
         let func = unsafe { (*ex).func };
-        if func.is_null() {
+        if func.is_null() || unsafe { (*func).common.type_ } == ffi::ZEND_INTERNAL_FUNCTION as u8 {
             return NO_HANDLERS;
         }
-        // SAFETY: valid function.
-        let common = unsafe { &(*func).common };
-        if common.type_ == ffi::ZEND_INTERNAL_FUNCTION as u8 {
-            let class = if common.scope.is_null() {
-                &[][..]
-            } else {
-                unsafe { php::zstr((*common.scope).name) }
-            };
-            let name = unsafe { php::zstr(common.function_name) };
-            if let Some(index) = find_hook(class, name) {
-                if remember(func, index) {
-                    return zend_observer_fcall_handlers {
-                        begin: Some(hook_begin),
-                        end: Some(hook_end),
-                    };
-                }
-            }
-            return NO_HANDLERS;
+        zend_observer_fcall_handlers {
+            begin: Some(profile_begin),
+            end: Some(profile_end),
         }
-        if PROFILER.load(Ordering::Relaxed) {
-            return zend_observer_fcall_handlers {
-                begin: Some(profile_begin),
-                end: Some(profile_end),
-            };
-        }
-        NO_HANDLERS
     })
     .unwrap_or_else(|_| {
         FAILURES.fetch_add(1, Ordering::Relaxed);
         NO_HANDLERS
     })
+}
+
+/// Original handlers of hooked functions, by hook index (0 = not installed).
+static ORIGINAL: [AtomicUsize; 96] = [const { AtomicUsize::new(0) }; 96];
+static INSTALLED_ALL: AtomicBool = AtomicBool::new(false);
+
+/// The internal function `class::function` (lower-case names), if loaded.
+fn lookup(class: &str, function: &str) -> Option<*mut zend_function> {
+    // SAFETY: the compiler globals' tables are valid after module start; lookups only.
+    unsafe {
+        let cg = &raw const ffi::compiler_globals;
+        let table = if class.is_empty() {
+            (*cg).function_table
+        } else {
+            let classes = (*cg)
+                .class_table
+                .cast::<ext_php_rs::types::ZendHashTable>()
+                .as_ref()?;
+            let ce = classes
+                .get(class)?
+                .value
+                .ptr
+                .cast::<ffi::zend_class_entry>();
+            if ce.is_null() {
+                return None;
+            }
+            &raw mut (*ce).function_table
+        };
+        let table = table.cast::<ext_php_rs::types::ZendHashTable>().as_ref()?;
+        let func = table.get(function)?.value.ptr.cast::<zend_function>();
+        (!func.is_null() && (*func).type_ == ffi::ZEND_INTERNAL_FUNCTION as u8).then_some(func)
+    }
+}
+
+/// Puts the wrapper in place of every hooked internal function that is loaded and not yet
+/// wrapped. Called at module start and at each process's first request (extensions loaded
+/// after this one exist by then); cheap once everything is installed.
+pub fn install() {
+    if INSTALLED_ALL.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut index = 0;
+    for table in TABLES {
+        for hook in table {
+            let func = if ORIGINAL[index].load(Ordering::Relaxed) == 0 {
+                lookup(hook.class, hook.function)
+            } else {
+                None
+            };
+            if let Some(func) = func {
+                // SAFETY: an internal function: swap its handler for the wrapper.
+                unsafe {
+                    let slot = &raw mut (*func).internal_function.handler;
+                    if let Some(original) = *slot {
+                        if remember(func, index) {
+                            ORIGINAL[index].store(original as usize, Ordering::Relaxed);
+                            *slot = Some(wrapper);
+                        }
+                    }
+                }
+            }
+            index += 1;
+        }
+    }
+}
+
+/// A copy of a wrapped function: PHP copies an internal function when a class extends an
+/// internal class (`class MyPDO extends PDO`, statement classes) and when a closure is
+/// made of it (`curl_exec(...)`, `Closure::fromCallable`). The copy carries the wrapper
+/// but has its own address: find the hook by name (through the class's parents).
+fn inherited(func: *mut zend_function) -> Option<usize> {
+    let matching = |name: &[u8], class: &[u8]| {
+        let mut index = 0;
+        for table in TABLES {
+            for hook in table {
+                if hook.function.as_bytes().eq_ignore_ascii_case(name)
+                    && hook.class.as_bytes().eq_ignore_ascii_case(class)
+                    && ORIGINAL[index].load(Ordering::Relaxed) != 0
+                {
+                    return Some(index);
+                }
+                index += 1;
+            }
+        }
+        None
+    };
+    // SAFETY: a valid function being called; linked class entries and their parents.
+    let found = unsafe {
+        let name = php::zstr((*func).common.function_name);
+        let mut ce = (*func).common.scope;
+        if ce.is_null() {
+            matching(name, b"")
+        } else {
+            let mut found = None;
+            while !ce.is_null() && found.is_none() {
+                found = matching(name, php::zstr((*ce).name));
+                ce = (*ce).__bindgen_anon_1.parent;
+            }
+            found
+        }
+    };
+    // Last resort: a copy whose class chain does not lead to the hooked class (should
+    // not happen); the function name alone, when only one hook has it.
+    let found = found.or_else(|| {
+        // SAFETY: as above.
+        let name = unsafe { php::zstr((*func).common.function_name) };
+        let mut hits = (0..TABLES.iter().map(|t| t.len()).sum::<usize>()).filter(|&i| {
+            hook_at(i).is_some_and(|h| h.function.as_bytes().eq_ignore_ascii_case(name))
+                && ORIGINAL[i].load(Ordering::Relaxed) != 0
+        });
+        match (hits.next(), hits.next()) {
+            (Some(i), None) => Some(i),
+            _ => None,
+        }
+    });
+    // Not remembered: copies live in request or closure memory, and a later copy of
+    // another function may reuse the address.
+    found
+}
+
+/// Marks installation as finished for this process (after its first request's attempt).
+pub fn install_done() {
+    INSTALLED_ALL.store(true, Ordering::Relaxed);
+}
+
+unsafe extern "C" fn wrapper(ex: *mut zend_execute_data, rv: *mut zval) {
+    // SAFETY: the engine calls handlers with a valid frame.
+    let func = unsafe { (*ex).func };
+    let index = resolved_index(func).or_else(|| inherited(func));
+    let original = index
+        .map(|i| ORIGINAL[i].load(Ordering::Relaxed))
+        .unwrap_or(0);
+    if original == 0 {
+        // Unreachable in practice: every function carrying the wrapper is a wrapped one or
+        // a copy of one. Counted, and the call does nothing (there is no handler to run).
+        FAILURES.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    // SAFETY: the value stored is the function's original handler.
+    let original: unsafe extern "C" fn(*mut zend_execute_data, *mut zval) =
+        unsafe { std::mem::transmute(original) };
+    let hook = index.and_then(hook_at);
+    unsafe {
+        if let Some(hook) = hook {
+            hook_begin(ex, hook);
+        }
+        original(ex, rv);
+        if let Some(hook) = hook {
+            hook_end(ex, rv, hook);
+        }
+    }
 }
 
 fn guarded(f: impl FnOnce()) {
@@ -201,12 +325,9 @@ fn activity_of(open: &Open) -> Option<(ActivityKind, &str)> {
     })
 }
 
-unsafe extern "C" fn hook_begin(ex: *mut zend_execute_data) {
+fn hook_begin(ex: *mut zend_execute_data, hook: &'static Hook) {
     guarded(|| {
         let frame = Frame(ex);
-        let Some(hook) = resolved(frame.func()) else {
-            return;
-        };
         request::with(|st| {
             if !st.tx.on {
                 return;
@@ -222,12 +343,9 @@ unsafe extern "C" fn hook_begin(ex: *mut zend_execute_data) {
     });
 }
 
-unsafe extern "C" fn hook_end(ex: *mut zend_execute_data, retval: *mut zval) {
+fn hook_end(ex: *mut zend_execute_data, retval: *mut zval, hook: &'static Hook) {
     guarded(|| {
         let frame = Frame(ex);
-        let Some(hook) = resolved(frame.func()) else {
-            return;
-        };
         request::with(|st| {
             if st.tx.open.last().map(|o| o.ex) != Some(ex as usize) {
                 return;
@@ -297,11 +415,11 @@ unsafe extern "C" fn profile_end(_ex: *mut zend_execute_data, _retval: *mut zval
 
 /// A `begin` that only keeps the frame so `end` runs (no span by itself).
 pub fn mark(_frame: Frame, tx: &mut Tx) -> Option<Open> {
-    Some(open(tx, String::new(), Vec::new()))
+    Some(open(tx, Cow::Borrowed(""), Vec::new()))
 }
 
 /// A new call record starting now, under the current call-tree node.
-pub fn open(tx: &Tx, name: String, attrs: Attrs) -> Open {
+pub fn open(tx: &Tx, name: Cow<'static, str>, attrs: Attrs) -> Open {
     Open {
         ex: 0,
         id: clock::span_id(),
@@ -313,19 +431,23 @@ pub fn open(tx: &Tx, name: String, attrs: Attrs) -> Open {
     }
 }
 
-/// `SELECT`, `INSERT`, ... : the first word of a statement, upper-cased.
-pub fn sql_operation(sql: &str) -> String {
-    let word: String = sql
-        .trim_start()
-        .chars()
-        .take_while(|c| c.is_ascii_alphabetic())
-        .take(16)
-        .collect();
-    if word.is_empty() {
-        "SQL".into()
-    } else {
-        word.to_ascii_uppercase()
-    }
+const SQL_VERBS: [&str; 20] = [
+    "SELECT", "INSERT", "UPDATE", "DELETE", "REPLACE", "WITH", "CREATE", "DROP", "ALTER",
+    "TRUNCATE", "BEGIN", "START", "COMMIT", "ROLLBACK", "SET", "SHOW", "CALL", "EXPLAIN", "PRAGMA",
+    "USE",
+];
+
+/// `SELECT`, `INSERT`, ... : the first word of a statement, upper-cased (`SQL` when it is
+/// not a common verb, so span names stay few).
+pub fn sql_operation(sql: &str) -> &'static str {
+    let word = sql.trim_start();
+    let end = word.bytes().take_while(u8::is_ascii_alphabetic).count();
+    let word = &word[..end];
+    SQL_VERBS
+        .iter()
+        .find(|v| v.eq_ignore_ascii_case(word))
+        .copied()
+        .unwrap_or("SQL")
 }
 
 /// A SQL call on a known (or unknown) connection.
@@ -337,8 +459,8 @@ pub fn open_sql(tx: &Tx, conn: Option<&Conn>, sql: &[u8]) -> Open {
         .map(|c| c.system)
         .filter(|s| !s.is_empty())
         .unwrap_or("other_sql");
-    attrs.push(("db.system.name", Val::S(system.into())));
-    attrs.push(("db.operation.name", Val::S(op.clone())));
+    attrs.push(("db.system.name", Val::Str(system)));
+    attrs.push(("db.operation.name", Val::Str(op)));
     if let Some(c) = conn {
         if !c.db.is_empty() {
             attrs.push(("db.namespace", Val::S(c.db.clone())));
@@ -351,7 +473,7 @@ pub fn open_sql(tx: &Tx, conn: Option<&Conn>, sql: &[u8]) -> Open {
         }
     }
     attrs.push(("db.query.text", Val::S(text)));
-    open(tx, op, attrs)
+    open(tx, op.into(), attrs)
 }
 
 /// Splits a URL into (scheme, host, port).
@@ -391,7 +513,7 @@ pub fn open_http(tx: &Tx, method: &str, url: &str) -> Open {
     if let Some(p) = port {
         attrs.push(("server.port", Val::I(p)));
     }
-    open(tx, format!("{method} {host}"), attrs)
+    open(tx, format!("{method} {host}").into(), attrs)
 }
 
 /// The W3C `traceparent` for an outgoing call whose span is `open`.
@@ -471,5 +593,6 @@ mod tests {
     fn sql_operations_are_the_first_keyword() {
         assert_eq!(sql_operation("  select * from t"), "SELECT");
         assert_eq!(sql_operation("(SELECT 1)"), "SQL");
+        assert_eq!(sql_operation("vacuum"), "SQL");
     }
 }
