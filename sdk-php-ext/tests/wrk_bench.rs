@@ -97,74 +97,95 @@ fn wrk_with_and_without_the_extension() {
             ("APP_TARGET_URL".into(), target.url()),
         ],
     };
-    let (plain_dir, tern_dir) = (tmp.path().join("plain"), tmp.path().join("tern"));
-    std::fs::create_dir_all(&plain_dir).unwrap();
-    std::fs::create_dir_all(&tern_dir).unwrap();
-    let forwarder = Forwarder::start(&tern_dir, &collector.otlp_grpc);
-    let plain = PhpStack::start(&plain_dir, &app, &FpmOptions::default(), &env);
-    let tern = PhpStack::start(
-        &tern_dir,
-        &app,
-        &FpmOptions {
-            extension: Some(ext.clone()),
-            ini: vec![
-                ("tern.service_name".into(), "bench".into()),
-                ("tern.socket".into(), forwarder.socket.display().to_string()),
-                (
-                    "tern.active_path".into(),
-                    forwarder.active.display().to_string(),
-                ),
-            ],
-            ..FpmOptions::default()
-        },
-        &env,
-    );
-    // Warm-up (opcache, connections, tables).
-    wrk(&format!("{}/bench", plain.url), 3);
-    wrk(&format!("{}/bench", tern.url), 3);
-    let (mut a, mut b) = (Vec::new(), Vec::new());
+    let tern_ini = |dir: &std::path::Path, socket: &std::path::Path| FpmOptions {
+        extension: Some(ext.clone()),
+        ini: vec![
+            ("tern.service_name".into(), "bench".into()),
+            ("tern.socket".into(), socket.display().to_string()),
+            (
+                "tern.active_path".into(),
+                dir.join("tern-active").display().to_string(),
+            ),
+        ],
+        ..FpmOptions::default()
+    };
+    let sub = |name: &str| {
+        let d = tmp.path().join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    };
+    let (plain_dir, full_dir, fwd_dir, ext_dir) =
+        (sub("plain"), sub("full"), sub("fwd"), sub("ext"));
+    // The forwarder exporting to the collector on this host, and one whose collector is
+    // elsewhere (nothing listens: it retries and drops, as cheaply as it can).
+    let forwarder = Forwarder::start(&full_dir, &collector.otlp_grpc);
+    let away = format!("http://127.0.0.1:{}", tern_testkit::free_port());
+    let lone = Forwarder::start(&fwd_dir, &away);
+    let stacks = [
+        (
+            "no extension",
+            PhpStack::start(&plain_dir, &app, &FpmOptions::default(), &env),
+        ),
+        (
+            "tern.so+fwd+collector",
+            PhpStack::start(
+                &full_dir,
+                &app,
+                &tern_ini(&full_dir, &forwarder.socket),
+                &env,
+            ),
+        ),
+        (
+            "tern.so+forwarder",
+            PhpStack::start(&fwd_dir, &app, &tern_ini(&fwd_dir, &lone.socket), &env),
+        ),
+        (
+            "tern.so, no forwarder",
+            PhpStack::start(
+                &ext_dir,
+                &app,
+                &tern_ini(&ext_dir, &ext_dir.join("none.sock")),
+                &env,
+            ),
+        ),
+    ];
+    for (_, st) in &stacks {
+        wrk(&format!("{}/bench", st.url), 3); // warm-up: opcache, tables
+    }
+    let mut results: Vec<Vec<Round>> = stacks.iter().map(|_| Vec::new()).collect();
     for _ in 0..rounds {
-        a.push(wrk(&format!("{}/bench", plain.url), seconds));
-        b.push(wrk(&format!("{}/bench", tern.url), seconds));
+        for (i, (_, st)) in stacks.iter().enumerate() {
+            results[i].push(wrk(&format!("{}/bench", st.url), seconds));
+        }
     }
     let m = |v: &[Round], f: fn(&Round) -> f64| median(v.iter().map(f).collect());
-    let (rps_a, rps_b) = (m(&a, |r| r.rps), m(&b, |r| r.rps));
-    let (p50_a, p50_b) = (m(&a, |r| r.p50_us), m(&b, |r| r.p50_us));
-    let (p99_a, p99_b) = (m(&a, |r| r.p99_us), m(&b, |r| r.p99_us));
-    let (mem_a, mem_b) = (peak(&plain), peak(&tern));
-    println!("php-fpm + nginx, /bench (~20 SQL/HTTP calls per request), wrk -t2 -c8, {rounds} x {seconds} s per side, medians");
-    println!(
-        "{:<22} {:>14} {:>14} {:>12}",
-        "", "without tern", "with tern.so", "difference"
+    let base = &results[0];
+    let (rps0, p50_0, p99_0, mem0) = (
+        m(base, |r| r.rps),
+        m(base, |r| r.p50_us),
+        m(base, |r| r.p99_us),
+        peak(&stacks[0].1),
     );
+    println!("php-fpm (4 workers) + nginx, /bench (~20 SQL/HTTP calls per request), wrk -t2 -c8, {rounds} x {seconds} s rounds alternating, medians");
     println!(
-        "{:<22} {:>14.0} {:>14.0} {:>11.2}%",
-        "requests/s",
-        rps_a,
-        rps_b,
-        (rps_a - rps_b) / rps_a * 100.0
+        "{:<24} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>12}",
+        "", "req/s", "loss", "p50 us", "added", "p99 us", "added", "peak mem B+"
     );
-    println!(
-        "{:<22} {:>14.0} {:>14.0} {:>12.0}",
-        "p50 latency (us)",
-        p50_a,
-        p50_b,
-        p50_b - p50_a
-    );
-    println!(
-        "{:<22} {:>14.0} {:>14.0} {:>12.0}",
-        "p99 latency (us)",
-        p99_a,
-        p99_b,
-        p99_b - p99_a
-    );
-    println!(
-        "{:<22} {:>14.0} {:>14.0} {:>12.0}",
-        "peak PHP memory (B)",
-        mem_a,
-        mem_b,
-        mem_b - mem_a
-    );
+    for (i, (label, st)) in stacks.iter().enumerate() {
+        let r = &results[i];
+        let (rps, p50, p99) = (m(r, |r| r.rps), m(r, |r| r.p50_us), m(r, |r| r.p99_us));
+        println!(
+            "{:<24} {:>10.0} {:>9.1}% {:>10.0} {:>10.0} {:>10.0} {:>10.0} {:>12.0}",
+            label,
+            rps,
+            (rps0 - rps) / rps0 * 100.0,
+            p50,
+            p50 - p50_0,
+            p99,
+            p99 - p99_0,
+            peak(st) - mem0
+        );
+    }
     println!("extension: {}", ext.display());
     let exported = collector.api("/api/v1/agents");
     println!("forwarder heartbeat: {exported}");
