@@ -7,7 +7,8 @@
 #
 # Besides the load tool, a real Rust service instrumented with tern-agent runs
 # (agent/examples/demo_service.rs: axum + SQLite + outgoing HTTP), driving itself with
-# TERN_DEMO_SHOP_RATE requests/s (default 5) on 127.0.0.1:$TERN_DEMO_SHOP_PORT (3000).
+# TERN_DEMO_SHOP_RATE requests/s (default 5) on 127.0.0.1:$TERN_DEMO_SHOP_PORT (3000),
+# and a PHP app with the PHP agent (scripts/demo-php.sh) on $TERN_DEMO_PHP_PORT (3001).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
@@ -15,6 +16,7 @@ source scripts/setup.sh
 say "building (release)"
 cargo build --release --quiet -p tern-collector -p tern-loadgen
 cargo build --release --quiet -p tern-agent --example demo_service
+cargo build --release --quiet -p tern-agent -p tern-php   # tern-agent forwarder, libtern.so
 
 DATA="${TERN_DATA_DIR:-.tern/demo}"
 mkdir -p "$DATA"
@@ -25,7 +27,9 @@ export TERN_DATA_DIR="$DATA"
 COLLECTOR=$!
 LOADGEN=""
 SHOP=""
+PHP_DEMO=""
 cleanup() {
+  [ -n "$PHP_DEMO" ] && kill -TERM "$PHP_DEMO" 2>/dev/null && wait "$PHP_DEMO" 2>/dev/null || true
   [ -n "$LOADGEN" ] && kill "$LOADGEN" 2>/dev/null || true
   [ -n "$SHOP" ] && kill -TERM "$SHOP" 2>/dev/null && wait "$SHOP" 2>/dev/null || true
   kill -TERM "$COLLECTOR" 2>/dev/null || true
@@ -49,6 +53,9 @@ SHOP_ADDR="127.0.0.1:${TERN_DEMO_SHOP_PORT:-3000}"
 OTEL_EXPORTER_OTLP_ENDPOINT="$GRPC" ./target/release/examples/demo_service \
   --listen "$SHOP_ADDR" --drive "${TERN_DEMO_SHOP_RATE:-5}" >"$DATA/demo-shop.log" 2>&1 &
 SHOP=$!
+PHP_ADDR="127.0.0.1:${TERN_DEMO_PHP_PORT:-3001}"
+scripts/demo-php.sh "$GRPC" "$DATA" "${PHP_ADDR#*:}" "http://$SHOP_ADDR" >"$DATA/demo-php.log" 2>&1 &
+PHP_DEMO=$!
 
 cat <<TXT
 
@@ -58,6 +65,8 @@ cat <<TXT
 
   A Rust service with the tern-agent layer, "demo-shop", runs on http://$SHOP_ADDR
   (axum + SQLite + outgoing HTTP; log: $DATA/demo-shop.log).
+  A PHP app, "demo-php", runs on php-fpm with tern.so behind nginx on http://$PHP_ADDR,
+  through the tern-agent forwarder (scripts/demo-php.sh; logs: $DATA/php/).
 
   OTLP gRPC   $GRPC        (point any OpenTelemetry SDK here)
   OTLP HTTP   http://$(field otlp_http)/v1/traces

@@ -21,6 +21,10 @@ for pkg in php8.2-cli php8.2-dev php8.2-fpm php8.2-sqlite3 php8.2-curl php8.2-my
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)  # reference for the PromQL comparison test
+# The PHP agent's integration tests and benchmark: nginx in front of php-fpm, MariaDB, wrk.
+[ -x /usr/sbin/nginx ] || need_apt+=(nginx)
+[ -x /usr/sbin/mariadbd ] || need_apt+=(mariadb-server)
+command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
 if [ ${#need_apt[@]} -gt 0 ]; then
   say "installing Debian packages: ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

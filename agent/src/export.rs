@@ -13,8 +13,7 @@ use std::time::Duration;
 use tern_proto::codec::RawCodec;
 
 use bytes::Bytes;
-use tern_proto::v1::live_service_client::LiveServiceClient;
-use tern_proto::v1::{ActiveSnapshot, AgentHeartbeat, AgentHello, RemoteSettings};
+use tern_proto::v1::{AgentHello, RemoteSettings};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tonic::transport::{Channel, Endpoint};
@@ -22,7 +21,8 @@ use tonic::Code;
 
 use crate::classify::{Attrs, Category, ErrorEvent, OtelKind};
 use crate::config::{Config, Transport};
-use crate::layer::{now_unix_nano, Shared};
+use crate::layer::Shared;
+use crate::live::{Beat, LiveSession};
 use crate::otlp;
 use crate::queue::Receiver;
 
@@ -136,6 +136,17 @@ pub enum StartError {
     Thread(#[from] std::io::Error),
 }
 
+/// The collector's gRPC endpoint with the agent's timeouts (shared with the PHP forwarder).
+pub(crate) fn grpc_endpoint(url: &str) -> Result<Endpoint, StartError> {
+    Ok(Endpoint::from_shared(url.to_string())
+        .map_err(|source| StartError::Endpoint {
+            url: url.to_string(),
+            source,
+        })?
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(Duration::from_secs(5)))
+}
+
 /// Starts the background thread.
 pub(crate) fn start(
     config: Config,
@@ -143,15 +154,7 @@ pub(crate) fn start(
     rx: Receiver,
 ) -> Result<Guard, StartError> {
     let endpoint = match &config.transport {
-        Transport::Grpc(url) => Some(
-            Endpoint::from_shared(url.clone())
-                .map_err(|source| StartError::Endpoint {
-                    url: url.clone(),
-                    source,
-                })?
-                .connect_timeout(Duration::from_secs(2))
-                .timeout(Duration::from_secs(5)),
-        ),
+        Transport::Grpc(url) => Some(grpc_endpoint(url)?),
         Transport::Discard => None,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -195,7 +198,8 @@ fn silence_this_thread() {
     std::mem::forget(guard);
 }
 
-fn retryable(code: Code) -> bool {
+/// Whether a failed export is worth trying again (the collector is down or busy).
+pub(crate) fn retryable(code: Code) -> bool {
     matches!(
         code,
         Code::Unavailable
@@ -208,8 +212,10 @@ fn retryable(code: Code) -> bool {
     )
 }
 
-const MIN_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// First wait before retrying a failed export; doubles up to [`MAX_BACKOFF`].
+pub(crate) const MIN_BACKOFF: Duration = Duration::from_millis(100);
+/// Longest wait between export retries.
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 async fn run_exporter(
     config: Config,
@@ -263,8 +269,8 @@ async fn run_exporter(
     shared.counters.dropped.fetch_add(left, Ordering::Relaxed);
 }
 
-/// One OTLP export call with pre-encoded request bytes.
-async fn export(
+/// One OTLP export call with pre-encoded request bytes (shared with the PHP forwarder).
+pub(crate) async fn export(
     client: &mut tonic::client::Grpc<Channel>,
     req: Bytes,
 ) -> Result<ExportTraceServiceResponse, tonic::Status> {
@@ -361,10 +367,8 @@ async fn run_live(
     channel: Channel,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut client = LiveServiceClient::new(channel);
-    let agent_id = format!("{}-{:016x}", config.instance, crate::ids::next_u64());
     let hello = AgentHello {
-        agent_id: agent_id.clone(),
+        agent_id: format!("{}-{:016x}", config.instance, crate::ids::next_u64()),
         service_name: config.service_name.clone(),
         instance: config.instance.clone(),
         language: "rust".into(),
@@ -376,6 +380,7 @@ async fn run_live(
             .unwrap_or_default(),
         pid: std::process::id(),
     };
+    let mut session = LiveSession::new(channel, hello);
     let apply = |s: RemoteSettings| {
         let ratio = if s.sample_ratio > 0.0 {
             s.sample_ratio.min(1.0)
@@ -390,40 +395,15 @@ async fn run_live(
             Ordering::Relaxed,
         );
     };
-    let snapshot = |transactions| ActiveSnapshot {
-        agent_id: agent_id.clone(),
-        service_name: config.service_name.clone(),
-        instance: config.instance.clone(),
-        time_unix_nano: now_unix_nano(),
-        transactions,
-    };
-    let mut said_hello = false;
     loop {
-        if !said_hello {
-            if let Ok(r) = client.hello(hello.clone()).await {
-                apply(r.into_inner());
-                said_hello = true;
-            }
-        }
-        if said_hello {
-            let active = snapshot(shared.active.snapshot());
-            let s = stats(&shared);
-            let beat = AgentHeartbeat {
-                agent_id: agent_id.clone(),
-                time_unix_nano: now_unix_nano(),
-                exported_spans: s.exported_spans,
-                dropped_spans: s.dropped_spans,
-                retried_batches: s.retried_batches,
-            };
-            // A failure (collector restarted or down) means saying hello again.
-            said_hello = client.report_active(active).await.is_ok()
-                && match client.heartbeat(beat).await {
-                    Ok(r) => {
-                        apply(r.into_inner());
-                        true
-                    }
-                    Err(_) => false,
-                };
+        let s = stats(&shared);
+        let beat = Beat {
+            exported_spans: s.exported_spans,
+            dropped_spans: s.dropped_spans,
+            retried_batches: s.retried_batches,
+        };
+        if let Some(settings) = session.report(shared.active.snapshot(), beat).await {
+            apply(settings);
         }
         if *stop.borrow() {
             break;
@@ -433,8 +413,5 @@ async fn run_live(
             _ = stop.changed() => break,
         }
     }
-    if said_hello {
-        // Leaving: nothing of ours runs any more.
-        let _ = client.report_active(snapshot(Vec::new())).await;
-    }
+    session.leave().await;
 }

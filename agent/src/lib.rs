@@ -36,8 +36,11 @@ mod config;
 mod export;
 mod ids;
 mod layer;
+mod live;
 mod otlp;
 mod queue;
+
+pub mod forwarder;
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod php;
+
 /// Which store the collector uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreMode {

@@ -1,0 +1,192 @@
+//! The PHP agent's overhead under load, in one run: nginx + php-fpm serving the test
+//! app's `/bench` endpoint (about 20 SQL and HTTP calls per request) without and with
+//! `tern.so` (and the forwarder and collector behind it), driven by `wrk`, alternating
+//! A/B rounds. Prints throughput, p50/p99 latency and peak PHP memory per request side
+//! by side. Not part of CI (ignored). Run it in release (the extension, forwarder and
+//! collector are then the release builds found next to the test binary):
+//!
+//! ```text
+//! cargo build --release -p tern-php -p tern-agent -p tern-collector
+//! cargo test --release -p tern-php --test wrk_bench -- --ignored --nocapture
+//! ```
+//! `TERN_BENCH_SECONDS` (default 20) sets each round's length, `TERN_BENCH_ROUNDS`
+//! (default 3) the rounds per side.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use tern_testkit::php::{
+    extension_path, AppEnv, Forwarder, FpmOptions, HttpTarget, MariaDb, PhpStack,
+};
+use tern_testkit::{Collector, StoreMode};
+
+struct Round {
+    rps: f64,
+    p50_us: f64,
+    p99_us: f64,
+}
+
+fn micros(v: &str) -> f64 {
+    let v = v.trim();
+    let (num, mult) = if let Some(n) = v.strip_suffix("us") {
+        (n, 1.0)
+    } else if let Some(n) = v.strip_suffix("ms") {
+        (n, 1e3)
+    } else if let Some(n) = v.strip_suffix('s') {
+        (n, 1e6)
+    } else {
+        (v, 1.0)
+    };
+    num.parse::<f64>().unwrap_or(f64::NAN) * mult
+}
+
+fn wrk(url: &str, seconds: u64) -> Round {
+    let out = Command::new("wrk")
+        .args(["-t2", "-c8", &format!("-d{seconds}s"), "--latency", url])
+        .output()
+        .expect("running wrk (scripts/setup.sh installs it)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |prefix: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(prefix).map(str::to_string))
+            .unwrap_or_else(|| panic!("wrk printed no {prefix:?}:\n{text}"))
+    };
+    assert!(!text.contains("Non-2xx"), "errors under load:\n{text}");
+    Round {
+        rps: field("Requests/sec:").trim().parse().unwrap(),
+        p50_us: micros(&field("50%")),
+        p99_us: micros(&field("99%")),
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn peak(stack: &PhpStack) -> f64 {
+    let (_, body) = stack.get("/bench");
+    body.rsplit("peak=")
+        .next()
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+#[test]
+#[ignore = "benchmark: run by hand, see the module docs"]
+fn wrk_with_and_without_the_extension() {
+    let seconds: u64 = std::env::var("TERN_BENCH_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let rounds: usize = std::env::var("TERN_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let ext = std::env::var("TERN_PHP_EXTENSION")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| extension_path());
+    let app = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/app");
+    let tmp = tempfile::tempdir().unwrap();
+    let collector = Collector::start(StoreMode::Embedded, &[]);
+    let db = MariaDb::start(tmp.path());
+    let target = HttpTarget::start();
+    let env = AppEnv {
+        vars: vec![
+            ("APP_MYSQL_SOCKET".into(), db.socket.display().to_string()),
+            ("APP_TARGET_URL".into(), target.url()),
+        ],
+    };
+    let tern_ini = |dir: &std::path::Path, socket: &std::path::Path| FpmOptions {
+        extension: Some(ext.clone()),
+        ini: vec![
+            ("tern.service_name".into(), "bench".into()),
+            ("tern.socket".into(), socket.display().to_string()),
+            (
+                "tern.active_path".into(),
+                dir.join("tern-active").display().to_string(),
+            ),
+        ],
+        ..FpmOptions::default()
+    };
+    let sub = |name: &str| {
+        let d = tmp.path().join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    };
+    let (plain_dir, full_dir, fwd_dir, ext_dir) =
+        (sub("plain"), sub("full"), sub("fwd"), sub("ext"));
+    // The forwarder exporting to the collector on this host, and one whose collector is
+    // elsewhere (nothing listens: it retries and drops, as cheaply as it can).
+    let forwarder = Forwarder::start(&full_dir, &collector.otlp_grpc);
+    let away = format!("http://127.0.0.1:{}", tern_testkit::free_port());
+    let lone = Forwarder::start(&fwd_dir, &away);
+    let stacks = [
+        (
+            "no extension",
+            PhpStack::start(&plain_dir, &app, &FpmOptions::default(), &env),
+        ),
+        (
+            "tern.so+fwd+collector",
+            PhpStack::start(
+                &full_dir,
+                &app,
+                &tern_ini(&full_dir, &forwarder.socket),
+                &env,
+            ),
+        ),
+        (
+            "tern.so+forwarder",
+            PhpStack::start(&fwd_dir, &app, &tern_ini(&fwd_dir, &lone.socket), &env),
+        ),
+        (
+            "tern.so, no forwarder",
+            PhpStack::start(
+                &ext_dir,
+                &app,
+                &tern_ini(&ext_dir, &ext_dir.join("none.sock")),
+                &env,
+            ),
+        ),
+    ];
+    for (_, st) in &stacks {
+        wrk(&format!("{}/bench", st.url), 3); // warm-up: opcache, tables
+    }
+    let mut results: Vec<Vec<Round>> = stacks.iter().map(|_| Vec::new()).collect();
+    for _ in 0..rounds {
+        for (i, (_, st)) in stacks.iter().enumerate() {
+            results[i].push(wrk(&format!("{}/bench", st.url), seconds));
+        }
+    }
+    let m = |v: &[Round], f: fn(&Round) -> f64| median(v.iter().map(f).collect());
+    let base = &results[0];
+    let (rps0, p50_0, p99_0, mem0) = (
+        m(base, |r| r.rps),
+        m(base, |r| r.p50_us),
+        m(base, |r| r.p99_us),
+        peak(&stacks[0].1),
+    );
+    println!("php-fpm (4 workers) + nginx, /bench (~20 SQL/HTTP calls per request), wrk -t2 -c8, {rounds} x {seconds} s rounds alternating, medians");
+    println!(
+        "{:<24} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>12}",
+        "", "req/s", "loss", "p50 us", "added", "p99 us", "added", "peak mem B+"
+    );
+    for (i, (label, st)) in stacks.iter().enumerate() {
+        let r = &results[i];
+        let (rps, p50, p99) = (m(r, |r| r.rps), m(r, |r| r.p50_us), m(r, |r| r.p99_us));
+        println!(
+            "{:<24} {:>10.0} {:>9.1}% {:>10.0} {:>10.0} {:>10.0} {:>10.0} {:>12.0}",
+            label,
+            rps,
+            (rps0 - rps) / rps0 * 100.0,
+            p50,
+            p50 - p50_0,
+            p99,
+            p99 - p99_0,
+            peak(st) - mem0
+        );
+    }
+    println!("extension: {}", ext.display());
+    let exported = collector.api("/api/v1/agents");
+    println!("forwarder heartbeat: {exported}");
+}
