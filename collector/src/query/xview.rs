@@ -66,13 +66,23 @@ struct Point {
     span_id: [u8; 8],
 }
 
-/// Columnar points: compact to send, cheap to draw.
+/// Columnar X-View points (end time, elapsed, error flag, `trace:span` id): compact to
+/// send, straight into typed arrays in the browser. The live push adds label columns.
 #[derive(Serialize, Default)]
-struct Points {
+pub struct Points {
     end_ms: Vec<i64>,
     elapsed_ms: Vec<f64>,
     error: Vec<u8>,
     id: Vec<String>,
+}
+
+impl Points {
+    pub fn push(&mut self, end_ms: i64, elapsed_ms: f64, error: bool, id: String) {
+        self.end_ms.push(end_ms);
+        self.elapsed_ms.push(elapsed_ms);
+        self.error.push(u8::from(error));
+        self.id.push(id);
+    }
 }
 
 /// `GET /api/v1/xview`
@@ -122,14 +132,13 @@ pub async fn points(s: &ApiState, q: Option<&str>) -> ApiResult {
     rows.sort_unstable_by_key(|r| r.end_ms);
     let mut p = Points::default();
     for row in &rows {
-        p.end_ms.push(row.end_ms);
-        p.elapsed_ms.push(row.elapsed_us as f64 / 1000.0);
-        p.error.push(row.error);
-        p.id.push(format!(
-            "{}:{}",
-            hex::encode(row.trace_id),
-            hex::encode(row.span_id)
-        ));
+        let id = format!("{}:{}", hex::encode(row.trace_id), hex::encode(row.span_id));
+        p.push(
+            row.end_ms,
+            row.elapsed_us as f64 / 1000.0,
+            row.error != 0,
+            id,
+        );
     }
     Ok(json!({
         "from": r.from_ms, "to": r.to_ms,

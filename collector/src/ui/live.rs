@@ -33,13 +33,11 @@ pub const MAX_POINTS_PER_TICK: usize = 20_000;
 /// Upper bounds of the equalizer's elapsed bands, in ms (the last band is open).
 pub const BANDS_MS: [f64; 3] = [1000.0, 3000.0, 8000.0];
 
-/// Columnar points: compact on the wire, straight into typed arrays in the browser.
+/// The X-View's columnar points plus the labels the live view filters on.
 #[derive(Serialize, Default)]
 struct Points {
-    end_ms: Vec<i64>,
-    elapsed_ms: Vec<f64>,
-    error: Vec<u8>,
-    id: Vec<String>,
+    #[serde(flatten)]
+    points: crate::query::xview::Points,
     service: Vec<String>,
     instance: Vec<String>,
     endpoint: Vec<String>,
@@ -49,10 +47,7 @@ impl Points {
     fn from(points: Vec<LivePoint>) -> Points {
         let mut p = Points::default();
         for x in points {
-            p.end_ms.push(x.end_ms);
-            p.elapsed_ms.push(x.elapsed_ms);
-            p.error.push(u8::from(x.error));
-            p.id.push(x.id);
+            p.points.push(x.end_ms, x.elapsed_ms, x.error, x.id);
             p.service.push(x.service);
             p.instance.push(x.instance);
             p.endpoint.push(x.endpoint);
