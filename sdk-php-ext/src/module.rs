@@ -31,7 +31,13 @@ unsafe extern "C" fn minit(_ty: i32, module_number: i32) -> i32 {
     SUCCESS
 }
 
+unsafe extern "C" fn mshutdown(_ty: i32, _module_number: i32) -> i32 {
+    let _ = catch_unwind(hooks::unregister);
+    SUCCESS
+}
+
 unsafe extern "C" fn rinit(_ty: i32, _module_number: i32) -> i32 {
+    hooks::mark_stack();
     let _ = catch_unwind(|| {
         let config = config::get();
         if config.enabled {
@@ -156,6 +162,7 @@ pub fn get_module(module: ModuleBuilder) -> ModuleBuilder {
         .name("tern")
         .version(env!("CARGO_PKG_VERSION"))
         .startup_function(minit)
+        .shutdown_function(mshutdown)
         .request_startup_function(rinit)
         .request_shutdown_function(rshutdown)
         .function(wrap_function!(tern_stats))

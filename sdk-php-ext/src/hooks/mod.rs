@@ -9,10 +9,13 @@
 //! stack, publishes the activity to the active slot, and catches panics (counted, never
 //! crossing into PHP).
 //!
-//! User functions are observed through the Zend Observer API, registered only when
-//! call trees are configured: in PHP 8.2 any fcall observer makes every request
-//! initialise a run-time cache for every internal function (tens of µs per request),
-//! which requests without call trees should not pay.
+//! User functions are seen only when call trees are configured, in one of two ways
+//! (see [`register`]): by interposing `zend_execute_ex` (every user call, include and
+//! generator resume goes through it), or, when opcache's JIT may be on, through the Zend
+//! Observer API. The observer is the fallback only: in PHP 8.2 any fcall observer makes
+//! every request initialise a run-time cache for every internal function (150–190 µs of
+//! CPU per request, sampled or not), while the JIT refuses to start (with a startup
+//! warning) when `zend_execute_ex` is overridden.
 
 pub mod curl;
 pub mod errors;
@@ -131,15 +134,179 @@ const NO_HANDLERS: zend_observer_fcall_handlers = zend_observer_fcall_handlers {
     end: None,
 };
 
-/// Registers the observer (module start).
+unsafe extern "C" {
+    static mut zend_execute_ex: Option<unsafe extern "C" fn(*mut zend_execute_data)>;
+    fn cfg_get_string(name: *const std::ffi::c_char, result: *mut *mut std::ffi::c_char) -> i32;
+}
+
+/// The `zend_execute_ex` that was in place before ours (0 = not interposed).
+static PREVIOUS_EXECUTE: AtomicUsize = AtomicUsize::new(0);
+
+/// The raw configuration value of `name` (php.ini and `-d`), before any module parses it.
+fn raw_ini(name: &std::ffi::CStr) -> Option<String> {
+    let mut out: *mut std::ffi::c_char = std::ptr::null_mut();
+    // SAFETY: looks the name up in the configuration hash; the result is owned by it.
+    let found = unsafe { cfg_get_string(name.as_ptr(), &mut out) } == 0;
+    (found && !out.is_null()).then(|| {
+        unsafe { std::ffi::CStr::from_ptr(out) }
+            .to_string_lossy()
+            .into_owned()
+    })
+}
+
+/// Whether opcache's JIT may run in this process: a JIT buffer is configured and the JIT
+/// mode is not off. (Opcache starts after the modules, so its own settings are not parsed
+/// yet at our module start; the raw configuration is.)
+fn jit_configured() -> bool {
+    let buffer = raw_ini(c"opcache.jit_buffer_size").unwrap_or_default();
+    let buffer = buffer.trim();
+    if buffer.is_empty() || buffer.trim_start_matches('0').is_empty() {
+        return false;
+    }
+    let mode = raw_ini(c"opcache.jit")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    !matches!(mode.trim(), "off" | "disable" | "0" | "false" | "no")
+}
+
+/// Registers the hooks (module start): user functions for call trees when `profile`,
+/// through `zend_execute_ex` unless the JIT may run (then the fcall observer), errors, and
+/// the wrappers of hooked internal functions.
 pub fn register(profile: bool) {
     PROFILER.store(profile, Ordering::Relaxed);
     if profile {
-        // SAFETY: called during MINIT.
-        unsafe { ffi::zend_observer_fcall_register(Some(fcall_init)) };
+        if jit_configured() {
+            // SAFETY: called during MINIT.
+            unsafe { ffi::zend_observer_fcall_register(Some(fcall_init)) };
+        } else {
+            // SAFETY: MINIT runs once, before any PHP code; the previous value is kept
+            // and called by ours, and put back at module shutdown.
+            unsafe {
+                let slot = &raw mut zend_execute_ex;
+                if let Some(previous) = *slot {
+                    PREVIOUS_EXECUTE.store(previous as usize, Ordering::Relaxed);
+                    *slot = Some(execute_user);
+                }
+            }
+        }
     }
     errors::register();
     install();
+}
+
+/// Puts `zend_execute_ex` back (module shutdown).
+pub fn unregister() {
+    let previous = PREVIOUS_EXECUTE.swap(0, Ordering::Relaxed);
+    if previous != 0 {
+        // SAFETY: the value stored is the original executor; no PHP code runs now.
+        unsafe {
+            zend_execute_ex = Some(std::mem::transmute::<
+                usize,
+                unsafe extern "C" fn(*mut zend_execute_data),
+            >(previous));
+        }
+    }
+}
+
+/// Stack address at request start, and how many bytes of C stack user calls may use
+/// below it before the request is stopped with a fatal error.
+static STACK_BASE: AtomicUsize = AtomicUsize::new(0);
+static STACK_ROOM: AtomicUsize = AtomicUsize::new(0);
+
+/// Notes where the C stack is at request start (only used with `zend_execute_ex`).
+#[inline(never)]
+pub fn mark_stack() {
+    if PREVIOUS_EXECUTE.load(Ordering::Relaxed) == 0 {
+        return;
+    }
+    let here = 0u8;
+    STACK_BASE.store(&raw const here as usize, Ordering::Relaxed);
+    if STACK_ROOM.load(Ordering::Relaxed) == 0 {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: plain getrlimit into a local.
+        let ok = unsafe { libc::getrlimit(libc::RLIMIT_STACK, &mut lim) } == 0;
+        let size = if ok && lim.rlim_cur != libc::RLIM_INFINITY {
+            lim.rlim_cur as usize
+        } else {
+            8 << 20
+        };
+        // Keep 1 MiB (or a quarter of a small stack) for the engine, internal functions
+        // and error handling below the deepest user call.
+        let margin = (1usize << 20).min(size / 4);
+        STACK_ROOM.store(size.saturating_sub(margin).max(1), Ordering::Relaxed);
+    }
+}
+
+/// Start of `zend_fiber_stack` (PHP 8.2 `Zend/zend_fibers.h`): usable memory from
+/// `pointer` for `size` bytes.
+#[repr(C)]
+struct FiberStack {
+    pointer: *mut std::ffi::c_void,
+    size: usize,
+}
+
+/// The top of the C stack this call runs on and the room user calls may take below it:
+/// the request's stack, or the running fiber's own (fibers switch C stacks).
+fn stack_bounds() -> (usize, usize) {
+    // SAFETY: executor globals of this (NTS) thread; a running fiber's context and stack
+    // are valid while it runs.
+    unsafe {
+        let eg = &raw const ffi::executor_globals;
+        if !(*eg).active_fiber.is_null() {
+            let ctx = (*eg).current_fiber_context;
+            if ctx.is_null() || (*ctx).stack.is_null() {
+                return (0, 0);
+            }
+            let stack = (*ctx).stack.cast::<FiberStack>();
+            let size = (*stack).size;
+            let top = ((*stack).pointer as usize).wrapping_add(size);
+            return (top, size - (256usize << 10).min(size / 4));
+        }
+    }
+    (
+        STACK_BASE.load(Ordering::Relaxed),
+        STACK_ROOM.load(Ordering::Relaxed),
+    )
+}
+
+unsafe extern "C" {
+    fn zend_error_noreturn(kind: i32, format: *const std::ffi::c_char, ...) -> !;
+}
+
+/// Our `zend_execute_ex`: a user frame (function, method, closure, file, generator
+/// resume) starts and ends around the engine's executor. An exception or `exit()` returns
+/// through here; a fatal error jumps over the end (the request end closes the tree).
+/// With `zend_execute_ex` overridden every user call nests on the C stack (the engine
+/// otherwise keeps PHP frames on its heap VM stack), so recursion that PHP alone would
+/// survive could overflow it: before that, the request ends with a fatal error, as on
+/// memory exhaustion.
+unsafe extern "C" fn execute_user(ex: *mut zend_execute_data) {
+    let here = 0u8;
+    let (top, room) = stack_bounds();
+    let used = top.wrapping_sub(&raw const here as usize);
+    if top != 0 && used > room && used <= room + (1 << 20) {
+        // SAFETY: a fatal error bails out (longjmp) to the request's end; no Rust frame
+        // with anything to drop is between here and the engine.
+        unsafe {
+            zend_error_noreturn(
+                ffi::E_ERROR as i32,
+                c"Maximum call stack size of %zu bytes reached (tern call trees nest user calls on the C stack)".as_ptr(),
+                room,
+            )
+        }
+    }
+    let previous = PREVIOUS_EXECUTE.load(Ordering::Relaxed);
+    // SAFETY: set before this function was installed; the engine's executor.
+    let previous: unsafe extern "C" fn(*mut zend_execute_data) =
+        unsafe { std::mem::transmute(previous) };
+    unsafe {
+        profile_begin(ex);
+        previous(ex);
+        profile_end(ex, std::ptr::null_mut());
+    }
 }
 
 unsafe extern "C" fn fcall_init(ex: *mut zend_execute_data) -> zend_observer_fcall_handlers {
