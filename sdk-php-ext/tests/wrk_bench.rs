@@ -211,7 +211,7 @@ fn wrk_with_and_without_the_extension() {
         per_req(base, |r| r.fpm_us),
     );
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    println!("php-fpm (4 workers) + nginx, /bench (~20 SQL/HTTP calls per request), wrk -t2 -c8, {rounds} x {seconds} s rounds alternating; load average before: {}", load.trim());
+    println!("php-fpm (4 workers) + nginx, /bench (~20 SQL/HTTP calls per request), wrk -t2 -c8, {rounds} x {seconds} s rounds alternating; load average at the end: {}", load.trim());
     println!(
         "{:<24} {:>9} {:>8} {:>9} {:>9} {:>9} {:>8} {:>7} {:>8} {:>8} {:>8} {:>8} {:>10}",
         "",
