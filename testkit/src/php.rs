@@ -125,6 +125,39 @@ impl Forwarder {
     pub fn stop(&mut self) {
         self.proc.terminate();
     }
+
+    /// CPU time (user + system, all threads) the forwarder has used so far, in µs.
+    pub fn cpu_us(&self) -> u64 {
+        self.proc.pid().map_or(0, cpu_us)
+    }
+}
+
+/// CPU time (user + system, all threads) process `pid` has used so far, in µs, from
+/// `/proc/<pid>/stat` (clock-tick resolution, usually 10 ms); 0 if it is gone.
+pub fn cpu_us(pid: u32) -> u64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0;
+    };
+    // Fields after the parenthesised command name; utime and stime are fields 14, 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    f.iter().sum::<u64>() * 1_000_000 / hz
+}
+
+/// The children of `pid`, from `/proc/<pid>/task/<pid>/children`.
+fn children(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
 }
 
 /// A MariaDB server in a temporary data directory, with a database `app`.
@@ -508,10 +541,26 @@ impl PhpStack {
             .collect()
     }
 
+    /// CPU time used so far by php-fpm (master and pool workers), in µs.
+    pub fn fpm_cpu_us(&self) -> u64 {
+        self.fpm.pid().map_or(0, tree_cpu_us)
+    }
+
+    /// CPU time used so far by nginx (master and workers), in µs.
+    pub fn nginx_cpu_us(&self) -> u64 {
+        self.nginx.pid().map_or(0, tree_cpu_us)
+    }
+
     /// php-fpm's log (warnings of workers, INI warnings).
     pub fn fpm_log(&self) -> String {
         std::fs::read_to_string(self.dir.join("php-fpm.log")).unwrap_or_default()
     }
+}
+
+/// CPU µs of `pid` and its children (php-fpm's static pool and nginx's workers live as
+/// long as their master, so differences of this sum over a round are that round's cost).
+fn tree_cpu_us(pid: u32) -> u64 {
+    cpu_us(pid) + children(pid).into_iter().map(cpu_us).sum::<u64>()
 }
 
 impl Drop for PhpStack {
