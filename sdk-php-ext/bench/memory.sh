@@ -2,15 +2,8 @@
 # Resident memory of PHP's built-in web server over many requests, without and with the
 # extension: each request reads $_SERVER, runs 20 PDO SQLite queries and 20 user calls.
 # Usage: sdk-php-ext/bench/memory.sh [requests]   (builds the extension --release)
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-cargo build -p tern-php --release --quiet
-so=$PWD/target/release/libtern.so
+source "$(dirname "$0")/lib.sh"
 n=${1:-20000}
-tmp=$(mktemp -d)
-server=""
-cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$tmp"; }
-trap cleanup EXIT
 cat > "$tmp/app.php" <<'PHP'
 <?php
 function f($i) { return $i; }
@@ -21,10 +14,7 @@ echo "ok";
 PHP
 measure() { # label, extra php args...
   local label=$1; shift
-  local port=$((20000 + RANDOM % 20000))
-  php -d tern.socket="$tmp/none.sock" -d tern.active_path="$tmp/active" "$@" -S 127.0.0.1:$port "$tmp/app.php" >/dev/null 2>&1 &
-  server=$!
-  for _ in $(seq 100); do php -r "exit(@fsockopen('127.0.0.1', $port) ? 0 : 1);" && break; sleep 0.1; done
+  start_server "$@"
   echo "$label"
   php -r '
     [$_, $port, $pid, $n] = $argv;
@@ -36,7 +26,7 @@ measure() { # label, extra php args...
         fclose($s);
         if (in_array($i, [1000, 5000, 10000, 20000, 50000, 100000], true)) printf("  %6d requests: RSS %d KiB\n", $i, $rss());
     }' "$port" "$server" "$n"
-  kill "$server"; wait "$server" 2>/dev/null || true; server=""
+  stop_server
 }
 measure "no extension"
 measure "tern" -d extension="$so"

@@ -5,15 +5,8 @@
 # requests only (threshold 10 s, so none is kept: the cost every fast request pays); the server's own CPU time
 # (utime + stime from /proc) is divided by N. The client runs in another process.
 # Usage: sdk-php-ext/bench/per_request.sh [requests]   (builds the extension --release)
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-cargo build -p tern-php --release --quiet
-so=$PWD/target/release/libtern.so
+source "$(dirname "$0")/lib.sh"
 n=${1:-5000}
-tmp=$(mktemp -d)
-server=""
-cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$tmp"; }
-trap cleanup EXIT
 cat > "$tmp/app.php" <<'PHP'
 <?php
 function row(PDO $pdo, int $i) { return $pdo->query("SELECT v FROM t WHERE id = " . ($i % 3 + 1))->fetchColumn(); }
@@ -28,17 +21,12 @@ clk=$(getconf CLK_TCK)
 cpu_ns() { awk -v t="$clk" '{ printf "%d", ($14 + $15) * 1000000000 / t }' "/proc/$1/stat"; }
 run() { # label, extra php args...
   local label=$1; shift
-  local port=$((10000 + RANDOM % 20000)) # below the ephemeral range: client sockets in TIME_WAIT hold those
-  php -d opcache.enable=1 -d opcache.enable_cli=1 -d tern.socket="$tmp/none.sock" -d tern.active_path="$tmp/active" "$@" \
-    -S 127.0.0.1:$port "$tmp/app.php" >"$tmp/server.log" 2>&1 &
-  server=$!
-  for _ in $(seq 100); do php -r "exit(@fsockopen('127.0.0.1', $port) ? 0 : 1);" && break; sleep 0.1; done
-  kill -0 "$server" 2>/dev/null || { echo "server did not start:" >&2; cat "$tmp/server.log" >&2; exit 1; }
+  start_server -d opcache.enable=1 -d opcache.enable_cli=1 "$@"
   php -r '$p=$argv[1]; for ($i=0;$i<200;$i++) { file_get_contents("http://127.0.0.1:$p/"); }' $port
   local before; before=$(cpu_ns "$server")
   php -r '$p=$argv[1]; $n=(int)$argv[2]; for ($i=0;$i<$n;$i++) { $s=fsockopen("127.0.0.1",$p); fwrite($s,"GET / HTTP/1.0\r\nHost: x\r\n\r\n"); stream_get_contents($s); fclose($s);} ' $port "$n"
   local after; after=$(cpu_ns "$server")
-  kill "$server"; wait "$server" 2>/dev/null || true; server=""
+  stop_server
   echo "$label $(( (after - before) / n ))" >> "$tmp/results"
 }
 for round in 1 2 3; do

@@ -297,22 +297,39 @@ async fn tags_v1(State(s): State<Arc<ApiState>>, RawQuery(q): RawQuery) -> Respo
     counted(&s, r).await
 }
 
+/// One tag's values in the window, each shaped by `shape(value, type)`: Tempo's v1 API
+/// answers bare strings, v2 typed objects.
+async fn tag_values(
+    s: &ApiState,
+    tag: &str,
+    q: Option<&str>,
+    shape: fn(String, &'static str) -> serde_json::Value,
+) -> Response {
+    let r = async {
+        let (from, to) = window(&params(q))?;
+        let values: Vec<_> = search::tag_values(s, tag, from, to)
+            .await?
+            .into_iter()
+            .map(|(v, t)| shape(v, t))
+            .collect();
+        Ok(Json(json!({ "tagValues": values })))
+    }
+    .await;
+    counted(s, r).await
+}
+
 async fn tag_values_v2(
     State(s): State<Arc<ApiState>>,
     Path(tag): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Response {
-    let r = async {
-        let (from, to) = window(&params(q.as_deref()))?;
-        let values = search::tag_values(&s, &tag, from, to).await?;
-        let values: Vec<_> = values
-            .iter()
-            .map(|(v, t)| json!({ "type": t, "value": v }))
-            .collect();
-        Ok(Json(json!({ "tagValues": values })))
-    }
-    .await;
-    counted(&s, r).await
+    tag_values(
+        &s,
+        &tag,
+        q.as_deref(),
+        |v, t| json!({ "type": t, "value": v }),
+    )
+    .await
 }
 
 async fn tag_values_v1(
@@ -320,17 +337,7 @@ async fn tag_values_v1(
     Path(tag): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Response {
-    let r = async {
-        let (from, to) = window(&params(q.as_deref()))?;
-        let values: Vec<String> = search::tag_values(&s, &tag, from, to)
-            .await?
-            .into_iter()
-            .map(|(v, _)| v)
-            .collect();
-        Ok(Json(json!({ "tagValues": values })))
-    }
-    .await;
-    counted(&s, r).await
+    tag_values(&s, &tag, q.as_deref(), |v, _| json!(v)).await
 }
 
 async fn echo() -> &'static str {
