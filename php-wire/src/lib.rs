@@ -6,11 +6,14 @@
 //! * [`active`]: a shared-memory file of fixed-size slots, one per PHP worker process,
 //!   where each worker publishes the transaction it is running (seqlock, lock-free,
 //!   no allocation and no syscall on the request path). The forwarder takes snapshots.
+//! * [`otlp`]: writing OTLP trace requests straight as protobuf bytes, shared by the
+//!   extension (one request per PHP request) and the Rust agent's exporter.
 //!
 //! Deliberately tiny: `libc` and `thiserror` only, so the extension stays small.
 
 pub mod active;
 pub mod frame;
+pub mod otlp;
 
 pub use active::{ActiveError, ActiveMap, ActivityKind, SlotSnapshot, SlotWriter};
 pub use frame::{encode_frame, FrameDecoder, FrameError, MAX_FRAME};

@@ -1,40 +1,30 @@
-//! Encoding a finished transaction as one OTLP `ExportTraceServiceRequest`: the entry
-//! span (kind SERVER, HTTP attributes, CPU, memory, error counts), its SQL and HTTP
-//! client spans, and the call tree as INTERNAL spans when it was kept.
+//! Encoding a finished transaction as OTLP `ExportTraceServiceRequest` frames for the
+//! forwarder: the entry span (kind SERVER, HTTP attributes, CPU, memory, error counts),
+//! its SQL and HTTP client spans, and the call tree as INTERNAL spans when it was kept.
+//! Written straight as protobuf bytes (`tern_php_wire::otlp`), into buffers reused from
+//! request to request; a transaction larger than [`CHUNK`] becomes several frames.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{
-    span, status, ResourceSpans, ScopeSpans, Span, Status,
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue};
+use opentelemetry_proto::tonic::trace::v1::{span, status, Span};
+use tern_php_wire::otlp::{
+    self as wire, kind, put_attr, put_bytes, put_error_status, put_exception_event, put_fixed64,
+    put_varint, span as field, Envelope, Value,
 };
 
 use crate::request::{Tx, Val};
 use crate::{clock, tree};
 
-fn kv(key: &str, v: Val) -> KeyValue {
-    let value = match v {
-        Val::S(s) => any_value::Value::StringValue(s),
-        Val::Str(s) => any_value::Value::StringValue(s.to_string()),
-        Val::I(i) => any_value::Value::IntValue(i),
-    };
-    KeyValue {
-        key: key.to_string(),
-        value: Some(AnyValue { value: Some(value) }),
-        ..Default::default()
-    }
-}
+/// Largest frame written at once; a bigger transaction is split into several frames
+/// (same resource and scope, a share of the spans each): a unix socket buffer holds
+/// about 200 KiB by default.
+pub const CHUNK: usize = 48 * 1024;
 
-fn s(key: &str, v: impl Into<String>) -> KeyValue {
-    kv(key, Val::S(v.into()))
-}
-
-fn i(key: &str, v: i64) -> KeyValue {
-    kv(key, Val::I(v))
-}
+/// Bytes of the frame's length prefix in front of the request.
+const PREFIX: usize = 4;
 
 fn host_name() -> String {
     let mut buf = [0u8; 256];
@@ -46,129 +36,209 @@ fn host_name() -> String {
     String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
-fn error_status(message: &str) -> Option<Status> {
-    Some(Status {
-        code: status::StatusCode::Error as i32,
-        message: message.to_string(),
-    })
-}
-
-fn exception_event(at: u64, kind: &str, message: &str, where_: Option<String>) -> span::Event {
-    let mut attributes = vec![s("exception.type", kind), s("exception.message", message)];
-    if let Some(w) = where_ {
-        attributes.push(s("exception.stacktrace", w));
-    }
-    span::Event {
-        time_unix_nano: at,
-        name: "exception".into(),
-        attributes,
-        dropped_attributes_count: 0,
+fn value(v: &Val) -> Value<'_> {
+    match v {
+        Val::S(s) => Value::Str(s),
+        Val::T(s) => Value::Str(s),
+        Val::Str(s) => Value::Str(s),
+        Val::I(i) => Value::I64(*i),
     }
 }
 
-/// Builds the OTLP request for a finished transaction.
-pub fn build(tx: &Tx, keep_tree: bool, pid: i32) -> ExportTraceServiceRequest {
-    let host = host_name();
-    let resource = Resource {
-        attributes: vec![
-            s("service.name", tx.service.clone()),
-            s("service.instance.id", host.clone()),
-            s("host.name", host),
-            s("telemetry.sdk.name", "tern-php"),
-            s("telemetry.sdk.language", "php"),
-            s("telemetry.sdk.version", env!("CARGO_PKG_VERSION")),
-            s("process.runtime.name", "php"),
-            i("process.pid", pid as i64),
+/// The envelope of a service in a process (resource attributes, scope).
+fn envelope(service: &str, host: &str, pid: i32) -> Envelope {
+    Envelope::new(
+        &[
+            ("service.name", Value::Str(service)),
+            ("service.instance.id", Value::Str(host)),
+            ("host.name", Value::Str(host)),
+            ("telemetry.sdk.name", Value::Str("tern-php")),
+            ("telemetry.sdk.language", Value::Str("php")),
+            (
+                "telemetry.sdk.version",
+                Value::Str(env!("CARGO_PKG_VERSION")),
+            ),
+            ("process.runtime.name", Value::Str("php")),
+            ("process.pid", Value::I64(pid as i64)),
         ],
-        dropped_attributes_count: 0,
-        entity_refs: Vec::new(),
-    };
-    let trace_id = tx.trace_id.to_vec();
-    let entry_id = tx.span_id;
-    let mut spans = Vec::with_capacity(1 + tx.spans.len());
+        "tern-php",
+        env!("CARGO_PKG_VERSION"),
+    )
+}
 
-    // Call-tree nodes become INTERNAL spans; node 0 is the entry span itself.
-    let nodes = if keep_tree { tx.tree.nodes() } else { &[] };
-    let node_ids: Vec<[u8; 8]> = nodes
-        .iter()
-        .enumerate()
-        .map(|(n, _)| if n == 0 { entry_id } else { clock::span_id() })
-        .collect();
-    let span_parent = |node: u32| node_ids.get(node as usize).copied().unwrap_or(entry_id);
-    for (n, node) in nodes.iter().enumerate().skip(1) {
-        let start = tx.unix_at(node.first_start);
-        spans.push(Span {
-            trace_id: trace_id.clone(),
-            span_id: node_ids[n].to_vec(),
-            parent_span_id: span_parent(node.parent).to_vec(),
-            name: node.name.clone(),
-            kind: span::SpanKind::Internal as i32,
-            start_time_unix_nano: start,
-            end_time_unix_nano: start + node.total_ns,
-            attributes: vec![
-                s("code.function.name", node.name.clone()),
-                s("code.file.path", node.file.clone()),
-                i("code.line.number", node.line as i64),
-                i("tern.call_count", node.calls as i64),
-            ],
-            ..Default::default()
-        });
-    }
+/// Encodes transactions into frames, reusing its buffers and the envelope of the last
+/// service and process.
+#[derive(Debug, Default)]
+pub struct Encoder {
+    env: Option<(String, i32, Envelope)>,
+    host: Option<String>,
+    /// The frame being built: length prefix, room for the header, spans.
+    out: Vec<u8>,
+    span: Vec<u8>,
+    scratch: Vec<u8>,
+    /// Call-tree node span ids of the transaction being encoded.
+    node_ids: Vec<[u8; 8]>,
+}
 
-    for rec in &tx.spans {
-        let mut attributes: Vec<KeyValue> =
-            rec.attrs.iter().map(|(k, v)| kv(k, v.clone())).collect();
-        let (status, events) = match &rec.error {
-            Some((kind, message)) => {
-                attributes.push(s("error.type", kind.clone()));
-                (
-                    error_status(message),
-                    vec![exception_event(tx.unix_at(rec.end), kind, message, None)],
-                )
+impl Encoder {
+    /// Encodes a finished transaction and hands each frame (length prefix included) to
+    /// `emit`; stops at the first frame `emit` refuses (returns false).
+    pub fn encode(&mut self, tx: &Tx, keep_tree: bool, pid: i32, emit: impl FnMut(&[u8]) -> bool) {
+        let env = match self.env.take() {
+            Some(e) if e.0 == tx.service && e.1 == pid => e,
+            _ => {
+                let host = self.host.get_or_insert_with(host_name);
+                (tx.service.clone(), pid, envelope(&tx.service, host, pid))
             }
-            None => (None, Vec::new()),
         };
-        spans.push(Span {
-            trace_id: trace_id.clone(),
-            span_id: rec.id.to_vec(),
-            parent_span_id: span_parent(if keep_tree { rec.node } else { tree::ROOT }).to_vec(),
-            name: rec.name.to_string(),
-            kind: span::SpanKind::Client as i32,
-            start_time_unix_nano: tx.unix_at(rec.start),
-            end_time_unix_nano: tx.unix_at(rec.end),
-            attributes,
-            events,
-            status,
-            ..Default::default()
-        });
+        self.encode_in(&env.2, tx, keep_tree, emit);
+        self.env = Some(env);
+        if self.out.capacity() > 1 << 20 {
+            self.out = Vec::new();
+        }
     }
 
-    let mut attributes = Vec::with_capacity(20);
+    fn encode_in(
+        &mut self,
+        env: &Envelope,
+        tx: &Tx,
+        keep_tree: bool,
+        mut emit: impl FnMut(&[u8]) -> bool,
+    ) {
+        env.begin(&mut self.out, PREFIX);
+        let entry = tx.span_id;
+
+        // Call-tree nodes become INTERNAL spans; node 0 is the entry span itself.
+        let nodes = if keep_tree { tx.tree.nodes() } else { &[] };
+        self.node_ids.clear();
+        self.node_ids
+            .extend((0..nodes.len()).map(|n| if n == 0 { entry } else { clock::span_id() }));
+
+        encode_entry(&mut self.span, &mut self.scratch, tx, keep_tree);
+        Envelope::push_span(&mut self.out, &self.span);
+
+        for (n, node) in nodes.iter().enumerate().skip(1) {
+            let b = &mut self.span;
+            b.clear();
+            let start = tx.unix_at(node.first_start);
+            put_bytes(b, field::TRACE_ID, &tx.trace_id);
+            put_bytes(b, field::SPAN_ID, &self.node_ids[n]);
+            let parent = self.node_ids.get(node.parent as usize).unwrap_or(&entry);
+            put_bytes(b, field::PARENT_SPAN_ID, parent);
+            put_bytes(b, field::NAME, node.name.as_bytes());
+            put_varint(b, field::KIND, kind::INTERNAL);
+            put_fixed64(b, field::START, start);
+            put_fixed64(b, field::END, start + node.total_ns);
+            put_attr(b, "code.function.name", Value::Str(&node.name));
+            put_attr(b, "code.file.path", Value::Str(&node.file));
+            put_attr(b, "code.line.number", Value::I64(node.line as i64));
+            put_attr(b, "tern.call_count", Value::I64(node.calls as i64));
+            if !self.push(env, &mut emit) {
+                return;
+            }
+        }
+
+        for rec in &tx.spans {
+            let b = &mut self.span;
+            b.clear();
+            put_bytes(b, field::TRACE_ID, &tx.trace_id);
+            put_bytes(b, field::SPAN_ID, &rec.id);
+            let node = if keep_tree { rec.node } else { tree::ROOT };
+            let parent = self.node_ids.get(node as usize).unwrap_or(&entry);
+            put_bytes(b, field::PARENT_SPAN_ID, parent);
+            put_bytes(b, field::NAME, rec.name.as_bytes());
+            put_varint(b, field::KIND, kind::CLIENT);
+            put_fixed64(b, field::START, tx.unix_at(rec.start));
+            put_fixed64(b, field::END, tx.unix_at(rec.end));
+            for (k, v) in &rec.attrs {
+                put_attr(b, k, value(v));
+            }
+            if let Some((kind, message)) = &rec.error {
+                put_attr(b, "error.type", Value::Str(kind));
+                let at = tx.unix_at(rec.end);
+                put_exception_event(b, &mut self.scratch, at, kind, message, None);
+                put_error_status(b, message);
+            }
+            if !self.push(env, &mut emit) {
+                return;
+            }
+        }
+        self.flush(env, &mut emit);
+    }
+
+    /// Appends the span in `self.span`, first sending the frame when it would grow past
+    /// [`CHUNK`]. False when a frame was refused.
+    fn push(&mut self, env: &Envelope, emit: &mut impl FnMut(&[u8]) -> bool) -> bool {
+        let empty = self.out.len() == PREFIX + env.head_room();
+        if !empty && self.out.len() + self.span.len() + 8 > CHUNK {
+            if !self.flush(env, emit) {
+                return false;
+            }
+            env.begin(&mut self.out, PREFIX);
+        }
+        Envelope::push_span(&mut self.out, &self.span);
+        true
+    }
+
+    /// Sends the frame built so far.
+    fn flush(&mut self, env: &Envelope, emit: &mut impl FnMut(&[u8]) -> bool) -> bool {
+        let start = env.finish(&mut self.out, PREFIX);
+        let len = (self.out.len() - start) as u32;
+        self.out[start - PREFIX..start].copy_from_slice(&len.to_le_bytes());
+        emit(&self.out[start - PREFIX..])
+    }
+}
+
+/// The entry span (kind SERVER) of a transaction into `b`.
+fn encode_entry(b: &mut Vec<u8>, scratch: &mut Vec<u8>, tx: &Tx, keep_tree: bool) {
+    b.clear();
+    put_bytes(b, field::TRACE_ID, &tx.trace_id);
+    put_bytes(b, field::SPAN_ID, &tx.span_id);
+    if let Some(p) = &tx.parent {
+        put_bytes(b, field::PARENT_SPAN_ID, p);
+    }
     if tx.cli {
-        attributes.push(s("tern.php.script", tx.script.clone()));
+        put_bytes(b, field::NAME, tx.name.as_bytes());
     } else {
-        attributes.push(s("http.request.method", tx.method.clone()));
-        attributes.push(s("http.route", tx.name.clone()));
-        attributes.push(s("url.path", tx.path.clone()));
-        if !tx.query.is_empty() {
-            attributes.push(s("url.query", tx.query.clone()));
-        }
-        attributes.push(s("url.scheme", tx.scheme.clone()));
-        if !tx.host.is_empty() {
-            attributes.push(s("server.address", tx.host.clone()));
-        }
-        if !tx.client.is_empty() {
-            attributes.push(s("client.address", tx.client.clone()));
-        }
-        if !tx.user_agent.is_empty() {
-            attributes.push(s("user_agent.original", tx.user_agent.clone()));
+        let len = tx.method.len() + 1 + tx.name.len();
+        wire::put_key(b, field::NAME, wire::WireType::LengthDelimited);
+        wire::put_varint_raw(len as u64, b);
+        b.extend_from_slice(tx.method.as_bytes());
+        b.push(b' ');
+        b.extend_from_slice(tx.name.as_bytes());
+    }
+    put_varint(b, field::KIND, kind::SERVER);
+    let end = tx.unix_at(tx.mono_end);
+    put_fixed64(b, field::START, tx.unix0);
+    put_fixed64(b, field::END, end);
+    let str_attr = |b: &mut Vec<u8>, k: &str, v: &str| put_attr(b, k, Value::Str(v));
+    if tx.cli {
+        str_attr(b, "tern.php.script", &tx.script);
+    } else {
+        str_attr(b, "http.request.method", &tx.method);
+        str_attr(b, "http.route", &tx.name);
+        str_attr(b, "url.path", &tx.path);
+        for (k, v) in [
+            ("url.query", &tx.query),
+            ("url.scheme", &tx.scheme),
+            ("server.address", &tx.host),
+            ("client.address", &tx.client),
+            ("user_agent.original", &tx.user_agent),
+        ] {
+            if !v.is_empty() || k == "url.scheme" {
+                str_attr(b, k, v);
+            }
         }
         if tx.status > 0 {
-            attributes.push(i("http.response.status_code", tx.status));
+            put_attr(b, "http.response.status_code", Value::I64(tx.status));
         }
     }
-    attributes.push(i("tern.cpu_time_us", tx.cpu_us as i64));
-    attributes.push(i("tern.php.peak_memory_bytes", tx.peak_memory as i64));
+    put_attr(b, "tern.cpu_time_us", Value::I64(tx.cpu_us as i64));
+    put_attr(
+        b,
+        "tern.php.peak_memory_bytes",
+        Value::I64(tx.peak_memory as i64),
+    );
     let e = &tx.errors;
     for (key, n) in [
         ("tern.php.errors", e.errors),
@@ -178,61 +248,25 @@ pub fn build(tx: &Tx, keep_tree: bool, pid: i32) -> ExportTraceServiceRequest {
         ("tern.php.dropped_spans", tx.dropped_spans),
     ] {
         if n > 0 {
-            attributes.push(i(key, n as i64));
+            put_attr(b, key, Value::I64(n as i64));
         }
     }
     if keep_tree && tx.tree.dropped > 0 {
-        attributes.push(i("tern.php.calltree_dropped_calls", tx.tree.dropped as i64));
+        put_attr(
+            b,
+            "tern.php.calltree_dropped_calls",
+            Value::I64(tx.tree.dropped as i64),
+        );
     }
-    let end = tx.unix_at(tx.mono_end);
-    let (status, events) = match &e.fatal {
+    match &e.fatal {
         Some(f) => {
-            attributes.push(s("error.type", f.kind.clone()));
+            put_attr(b, "error.type", Value::Str(&f.kind));
             let at = format!("{}:{}", f.file, f.line);
-            (
-                error_status(&f.message),
-                vec![exception_event(end, &f.kind, &f.message, Some(at))],
-            )
+            put_exception_event(b, scratch, end, &f.kind, &f.message, Some(&at));
+            put_error_status(b, &f.message);
         }
-        None if tx.status >= 500 => (error_status(&format!("HTTP {}", tx.status)), Vec::new()),
-        None => (None, Vec::new()),
-    };
-    let name = if tx.cli {
-        tx.name.clone()
-    } else {
-        format!("{} {}", tx.method, tx.name)
-    };
-    spans.insert(
-        0,
-        Span {
-            trace_id: trace_id.clone(),
-            span_id: entry_id.to_vec(),
-            parent_span_id: tx.parent.map(|p| p.to_vec()).unwrap_or_default(),
-            name,
-            kind: span::SpanKind::Server as i32,
-            start_time_unix_nano: tx.unix0,
-            end_time_unix_nano: end,
-            attributes,
-            events,
-            status,
-            ..Default::default()
-        },
-    );
-
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(resource),
-            scope_spans: vec![ScopeSpans {
-                scope: Some(InstrumentationScope {
-                    name: "tern-php".into(),
-                    version: env!("CARGO_PKG_VERSION").into(),
-                    ..Default::default()
-                }),
-                spans,
-                schema_url: String::new(),
-            }],
-            schema_url: String::new(),
-        }],
+        None if tx.status >= 500 => put_error_status(b, &format!("HTTP {}", tx.status)),
+        None => {}
     }
 }
 
@@ -325,10 +359,15 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// Appends the summary of `req` to `path`, one `key=value` line per span (tests, debugging).
-pub fn dump(req: &ExportTraceServiceRequest, path: &str) {
+/// Appends the summary of the frame `frame` (length prefix included) to `path`, one
+/// `key=value` line per span (tests, debugging).
+pub fn dump(frame: &[u8], path: &str) {
+    use prost::Message;
+    let Ok(req) = ExportTraceServiceRequest::decode(frame.get(PREFIX..).unwrap_or_default()) else {
+        return;
+    };
     let mut text = String::new();
-    for m in summary(req) {
+    for m in summary(&req) {
         let fields: Vec<String> = m.iter().map(|(k, v)| format!("{k}={v}")).collect();
         text.push_str(&fields.join(" | "));
         text.push('\n');
@@ -339,5 +378,107 @@ pub fn dump(req: &ExportTraceServiceRequest, path: &str) {
         .open(path)
     {
         let _ = f.write_all(text.as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::SpanRec;
+    use prost::Message;
+
+    fn tx(spans: usize) -> Tx {
+        let mut tx = Tx {
+            service: "shop".into(),
+            method: "GET".into(),
+            name: "/orders/{id}".into(),
+            path: "/orders/7".into(),
+            scheme: "http".into(),
+            trace_id: [7; 16],
+            span_id: [8; 8],
+            status: 503,
+            ..Tx::default()
+        };
+        for i in 0..spans {
+            tx.push_span(SpanRec {
+                id: (i as u64 + 1).to_be_bytes(),
+                name: format!("SELECT {i} {}", "x".repeat(100)).into(),
+                start: 1,
+                end: 2,
+                node: tree::ROOT,
+                attrs: vec![("db.system.name", Val::Str("mysql")), ("rows", Val::I(3))],
+                error: (i == 1).then(|| ("PDOException".to_string(), "gone".to_string())),
+            });
+        }
+        tx
+    }
+
+    fn frames(tx: &Tx) -> Vec<ExportTraceServiceRequest> {
+        let mut enc = Encoder::default();
+        let mut out = Vec::new();
+        enc.encode(tx, false, 42, |frame| {
+            let len = u32::from_le_bytes(frame[..4].try_into().unwrap()) as usize;
+            assert_eq!(len, frame.len() - 4);
+            assert!(frame.len() <= CHUNK, "{}", frame.len());
+            out.push(ExportTraceServiceRequest::decode(&frame[4..]).unwrap());
+            true
+        });
+        out
+    }
+
+    #[test]
+    fn a_transaction_is_one_frame_that_prost_decodes() {
+        let f = frames(&tx(3));
+        assert_eq!(f.len(), 1);
+        let rows = summary(&f[0]);
+        assert_eq!(rows.len(), 4);
+        let entry = &rows[0];
+        assert_eq!(entry["name"], "GET /orders/{id}");
+        assert_eq!(entry["kind"], "SERVER");
+        assert_eq!(entry["status"], "error");
+        assert_eq!(entry["http.response.status_code"], "503");
+        assert_eq!(entry["url.scheme"], "http");
+        assert!(!entry.contains_key("url.query"));
+        assert_eq!(entry["resource.service.name"], "shop");
+        assert_eq!(entry["resource.process.pid"], "42");
+        let failed = &rows[2];
+        assert_eq!(
+            (failed["kind"].as_str(), failed["parent"].as_str()),
+            ("CLIENT", "entry")
+        );
+        assert_eq!(failed["error.type"], "PDOException");
+        assert_eq!(failed["event.exception.message"], "gone");
+        assert_eq!(failed["rows"], "3");
+        assert_eq!(rows[3]["status"], "unset");
+    }
+
+    #[test]
+    fn a_large_transaction_splits_into_small_frames_with_every_span_once_in_order() {
+        let tx = tx(3000);
+        let f = frames(&tx);
+        assert!(f.len() > 5, "{}", f.len());
+        let names: Vec<String> = f
+            .iter()
+            .flat_map(|r| r.resource_spans[0].scope_spans[0].spans.iter())
+            .map(|s| s.name.clone())
+            .collect();
+        let mut want = vec!["GET /orders/{id}".to_string()];
+        want.extend(tx.spans.iter().map(|s| s.name.to_string()));
+        assert_eq!(names, want);
+        for r in &f {
+            let res = r.resource_spans[0].resource.as_ref().unwrap();
+            assert_eq!(res.attributes[0].key, "service.name");
+        }
+    }
+
+    #[test]
+    fn a_refused_frame_stops_the_transaction() {
+        let mut enc = Encoder::default();
+        let mut calls = 0;
+        enc.encode(&tx(3000), false, 1, |_| {
+            calls += 1;
+            false
+        });
+        assert_eq!(calls, 1);
     }
 }

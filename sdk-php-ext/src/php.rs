@@ -2,11 +2,11 @@
 //! strings, objects) used by the hooks, plus the few engine calls ext-php-rs does not
 //! bind.
 
-use std::ffi::{c_char, c_int};
+use std::ffi::{c_char, c_int, CStr};
 
 use ext_php_rs::ffi::{self, zend_execute_data, zend_function, zend_object, zend_string, zval};
 use ext_php_rs::flags::DataType;
-use ext_php_rs::types::{ZendCallable, Zval};
+use ext_php_rs::types::Zval;
 
 unsafe extern "C" {
     fn zend_is_auto_global_str(name: *const c_char, len: usize) -> bool;
@@ -145,16 +145,65 @@ pub fn prop_bytes(obj: &Zval, name: &str) -> Option<Vec<u8>> {
     read_prop(obj, name).and_then(|z| zval_bytes(&z).map(<[u8]>::to_vec))
 }
 
-/// Calls a PHP function by name; `None` when it fails or throws (an exception it
-/// raised is cleared).
-pub fn call(name: &str, args: &[&Zval]) -> Option<Zval> {
+/// Most arguments [`call`] passes.
+const MAX_CALL_ARGS: usize = 4;
+
+thread_local! {
+    /// Internal functions [`call`] has looked up: their entries live as long as the
+    /// process (registered at module start, never moved), so one lookup each.
+    static KNOWN: std::cell::RefCell<Vec<(&'static str, *mut zend_function)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn known_function(name: &'static str) -> Option<*mut zend_function> {
+    KNOWN.with(|k| {
+        let mut k = k.borrow_mut();
+        if let Some((_, f)) = k.iter().find(|(n, _)| *n == name) {
+            return (!f.is_null()).then_some(*f);
+        }
+        // SAFETY: a lookup in the function table by a valid (ptr, len).
+        let f = unsafe { ffi::zend_fetch_function_str(name.as_ptr().cast(), name.len()) };
+        let internal = !f.is_null() && unsafe { (*f).type_ } == ffi::ZEND_INTERNAL_FUNCTION as u8;
+        let f = if internal { f } else { std::ptr::null_mut() };
+        k.push((name, f));
+        (!f.is_null()).then_some(f)
+    })
+}
+
+/// Calls an internal PHP function by its (lowercase) name with at most four arguments;
+/// `None` when it does not exist, fails or throws (an exception it raised is cleared).
+pub fn call(name: &'static str, args: &[&Zval]) -> Option<Zval> {
+    if args.len() > MAX_CALL_ARGS {
+        return None;
+    }
+    let f = known_function(name)?;
     contained(|| {
-        let f = ZendCallable::try_from_name(name).ok()?;
-        let params: Vec<&dyn ext_php_rs::convert::IntoZvalDyn> = args
-            .iter()
-            .map(|z| *z as &dyn ext_php_rs::convert::IntoZvalDyn)
-            .collect();
-        f.try_call(params).ok()
+        // Shallow copies: the callee copies (and counts references of) its arguments, and
+        // these are never dropped.
+        let mut params: std::mem::MaybeUninit<[zval; MAX_CALL_ARGS]> =
+            std::mem::MaybeUninit::uninit();
+        let p = params.as_mut_ptr().cast::<zval>();
+        for (i, a) in args.iter().enumerate() {
+            // SAFETY: i < MAX_CALL_ARGS; bitwise copy of a live zval.
+            unsafe {
+                p.add(i)
+                    .write(std::ptr::read(*a as *const Zval as *const zval))
+            };
+        }
+        let mut rv = Zval::new();
+        // SAFETY: a live internal function and `args.len()` initialised parameters.
+        unsafe {
+            ffi::zend_call_known_function(
+                f,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                &mut rv,
+                args.len() as u32,
+                p,
+                std::ptr::null_mut(),
+            )
+        };
+        (!has_exception()).then_some(rv)
     })
 }
 
@@ -178,13 +227,35 @@ pub fn pending_exception() -> Option<(String, String)> {
 }
 
 /// Makes sure `$_SERVER` is populated (it is built lazily with `auto_globals_jit`).
-pub fn arm_server_globals() {
+fn arm_server_globals() {
     // SAFETY: engine call with a static string.
     unsafe { zend_is_auto_global_str(c"_SERVER".as_ptr(), 7) };
 }
 
+/// A request variable (`REQUEST_URI`, `HTTP_HOST`, ...) as bytes: from the SAPI's own
+/// environment when it has one (php-fpm: the FastCGI parameters, a hash lookup), else
+/// from `$_SERVER`. Reading `$_SERVER` would build it for every request, application
+/// using it or not (about 80,000 instructions under php-fpm).
+pub fn request_var(key: &'static CStr) -> Option<&'static [u8]> {
+    // SAFETY: reading the SAPI module's function pointer, set at startup.
+    let getenv = unsafe { sapi_module.getenv };
+    match getenv {
+        Some(getenv) => {
+            let bytes = key.to_bytes();
+            // SAFETY: a NUL-terminated name and its length; the result (if any) is a
+            // NUL-terminated string owned by the SAPI for the whole request.
+            let p = unsafe { getenv(bytes.as_ptr().cast(), bytes.len()) };
+            (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_bytes())
+        }
+        None => {
+            arm_server_globals();
+            server_var(key.to_str().ok()?)
+        }
+    }
+}
+
 /// `$_SERVER[key]` as bytes.
-pub fn server_var(key: &str) -> Option<&'static [u8]> {
+fn server_var(key: &str) -> Option<&'static [u8]> {
     // SAFETY: reading the request's core globals (NTS).
     let server = unsafe {
         &*(&raw const ffi::core_globals.http_globals[ffi::TRACK_VARS_SERVER as usize]

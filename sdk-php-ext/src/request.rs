@@ -13,11 +13,22 @@ use crate::config::{self, Config, Naming};
 use crate::tree::Tree;
 use crate::{clock, naming, otlp, php, send};
 
+/// Shared text (SQL of a prepared statement, a connection's host and database): cloned
+/// into every span of the statement or connection without copying.
+pub type Text = std::rc::Rc<str>;
+
+/// Text of PHP bytes (invalid UTF-8 replaced); one allocation.
+pub fn text(b: &[u8]) -> Text {
+    Text::from(String::from_utf8_lossy(b).as_ref())
+}
+
 /// An attribute value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Val {
     /// A string.
     S(String),
+    /// Shared text.
+    T(Text),
     /// A static string (no allocation).
     Str(&'static str),
     /// An integer.
@@ -76,13 +87,13 @@ pub struct Conn {
     /// `db.system.name` (`sqlite`, `mysql`, `postgresql`, ...).
     pub system: &'static str,
     /// `server.address`.
-    pub host: String,
+    pub host: Text,
     /// `server.port`.
     pub port: Option<i64>,
     /// `db.namespace`.
-    pub db: String,
+    pub db: Text,
     /// SQL of a prepared statement.
-    pub sql: String,
+    pub sql: Text,
 }
 
 /// Options the application set on a curl handle that the span needs.
@@ -254,6 +265,8 @@ pub struct State {
     pub slot: Option<SlotWriter<'static>>,
     /// The socket to the forwarder.
     pub sender: send::Sender,
+    /// Encodes transactions into frames (buffers reused from request to request).
+    pub encoder: otlp::Encoder,
     busy: bool,
 }
 
@@ -369,23 +382,22 @@ pub fn begin(config: &Config, profiler: bool) {
         tx.mono0 = clock::mono_ns();
         tx.unix0 = clock::unix_ns();
         tx.cpu0 = cpu_us();
-        php::arm_server_globals();
         let (method, uri, query, translated) = php::request_info();
         tx.cli = php::sapi_name() == "cli" || method.is_none();
         tx.method = lossy(method);
         // php-fpm's SG(request_info).request_uri is the script (SCRIPT_NAME), not the
         // request's URI: a front controller would name every request `/index.php`.
-        let uri = lossy(php::server_var("REQUEST_URI").or(uri));
+        let uri = lossy(php::request_var(c"REQUEST_URI").or(uri));
         tx.path = uri.split('?').next().unwrap_or("").to_string();
         tx.query = lossy(query);
-        tx.host = lossy(php::server_var("HTTP_HOST"));
-        tx.client = lossy(php::server_var("REMOTE_ADDR"));
-        tx.user_agent = lossy(php::server_var("HTTP_USER_AGENT"));
-        tx.scheme = match php::server_var("HTTPS") {
+        tx.host = lossy(php::request_var(c"HTTP_HOST"));
+        tx.client = lossy(php::request_var(c"REMOTE_ADDR"));
+        tx.user_agent = lossy(php::request_var(c"HTTP_USER_AGENT"));
+        tx.scheme = match php::request_var(c"HTTPS") {
             Some(v) if !v.is_empty() && v != b"off" => "https".into(),
             _ => "http".into(),
         };
-        tx.script = lossy(php::server_var("SCRIPT_NAME").or(translated));
+        tx.script = lossy(php::request_var(c"SCRIPT_NAME").or(translated));
         tx.service = config::service_name();
         tx.name = if tx.cli {
             if tx.script.is_empty() {
@@ -399,7 +411,7 @@ pub fn begin(config: &Config, profiler: bool) {
                 Naming::Uri | Naming::Framework => naming::collapse_ids(&tx.path),
             }
         };
-        match php::server_var("HTTP_TRACEPARENT").and_then(parse_traceparent) {
+        match php::request_var(c"HTTP_TRACEPARENT").and_then(parse_traceparent) {
             Some((trace, parent)) => {
                 tx.trace_id = trace;
                 tx.parent = Some(parent);
@@ -465,12 +477,15 @@ pub fn end(config: &Config) {
             st.sender = send::Sender::default(); // closing the inherited copy is harmless
             st.slot = None;
         }
+        let dump = config::debug_dump();
+        let sender = &mut st.sender;
+        st.encoder.encode(&st.tx, keep_tree, st.pid, |frame| {
+            if let Some(path) = &dump {
+                otlp::dump(frame, path);
+            }
+            sender.send(&config.socket, frame)
+        });
         let tx = &mut st.tx;
-        let request = otlp::build(tx, keep_tree, st.pid);
-        if let Some(path) = config::debug_dump() {
-            otlp::dump(&request, &path);
-        }
-        st.sender.send(&config.socket, &request);
         if let Some(slot) = &st.slot {
             slot.end();
         }

@@ -6,9 +6,6 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use prost::Message;
-
 use crate::clock;
 
 /// Frames written completely.
@@ -19,16 +16,11 @@ pub static DROPPED: AtomicU64 = AtomicU64::new(0);
 pub static DROPPED_FULL: AtomicU64 = AtomicU64::new(0);
 
 const RETRY_NS: u64 = 1_000_000_000;
-/// Largest frame written at once; bigger requests are split (a unix socket buffer holds
-/// about 200 KiB by default).
-pub const CHUNK: usize = 48 * 1024;
-
 /// The socket of one process (a forked worker makes its own).
 #[derive(Debug)]
 pub struct Sender {
     fd: i32,
     next_try: u64,
-    buf: Vec<u8>,
 }
 
 impl Default for Sender {
@@ -36,7 +28,6 @@ impl Default for Sender {
         Self {
             fd: -1,
             next_try: 0,
-            buf: Vec::new(),
         }
     }
 }
@@ -87,42 +78,17 @@ impl Sender {
         }
     }
 
-    /// Encodes and sends one request, or drops and counts it. A request larger than
-    /// [`CHUNK`] is split into several frames (same resource and scope, a share of the
-    /// spans each), so no frame is larger than a socket buffer takes at once.
-    pub fn send(&mut self, socket: &str, req: &ExportTraceServiceRequest) {
-        if req.encoded_len() <= CHUNK {
-            self.send_one(socket, req);
-            return;
-        }
-        for part in split(req) {
-            if !self.send_one(socket, &part) {
-                break;
-            }
-        }
-    }
-
-    fn send_one(&mut self, socket: &str, req: &ExportTraceServiceRequest) -> bool {
-        self.buf.clear();
-        let len = req.encoded_len();
-        if len > tern_php_wire::MAX_FRAME {
+    /// Sends one frame (length prefix included) in one non-blocking write, or drops and
+    /// counts it. False when it was not sent.
+    pub fn send(&mut self, socket: &str, frame: &[u8]) -> bool {
+        if frame.len() > 4 + tern_php_wire::MAX_FRAME {
             DROPPED.fetch_add(1, Ordering::Relaxed);
             return false;
         }
-        self.buf.reserve(4 + len);
-        self.buf.extend_from_slice(&(len as u32).to_le_bytes());
-        if req.encode(&mut self.buf).is_err() {
-            DROPPED.fetch_add(1, Ordering::Relaxed);
-            return false;
-        }
-        let ok = self.write_frame(socket);
-        if self.buf.capacity() > 1 << 20 {
-            self.buf = Vec::new();
-        }
-        ok
+        self.write_frame(socket, frame)
     }
 
-    fn write_frame(&mut self, socket: &str) -> bool {
+    fn write_frame(&mut self, socket: &str, frame: &[u8]) -> bool {
         if self.fd < 0 {
             let now = clock::mono_ns();
             if now < self.next_try {
@@ -140,12 +106,12 @@ impl Sender {
         let n = unsafe {
             libc::send(
                 self.fd,
-                self.buf.as_ptr().cast(),
-                self.buf.len(),
+                frame.as_ptr().cast(),
+                frame.len(),
                 libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
             )
         };
-        if n == self.buf.len() as isize {
+        if n == frame.len() as isize {
             SENT.fetch_add(1, Ordering::Relaxed);
             return true;
         }
@@ -161,92 +127,5 @@ impl Sender {
         // A partial write or a broken connection: start over with a new stream.
         self.close();
         false
-    }
-}
-
-/// Splits a request into requests of at most about [`CHUNK`] bytes each, keeping the
-/// resource and scope, spans in order (the entry span first).
-pub fn split(req: &ExportTraceServiceRequest) -> Vec<ExportTraceServiceRequest> {
-    let mut out = Vec::new();
-    for rs in &req.resource_spans {
-        for ss in &rs.scope_spans {
-            let mut part = Vec::new();
-            let mut size = 0;
-            for span in &ss.spans {
-                let n = span.encoded_len() + 4;
-                if size + n > CHUNK && !part.is_empty() {
-                    out.push(wrap(rs, ss, std::mem::take(&mut part)));
-                    size = 0;
-                }
-                size += n;
-                part.push(span.clone());
-            }
-            if !part.is_empty() {
-                out.push(wrap(rs, ss, part));
-            }
-        }
-    }
-    out
-}
-
-fn wrap(
-    rs: &opentelemetry_proto::tonic::trace::v1::ResourceSpans,
-    ss: &opentelemetry_proto::tonic::trace::v1::ScopeSpans,
-    spans: Vec<opentelemetry_proto::tonic::trace::v1::Span>,
-) -> ExportTraceServiceRequest {
-    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: rs.resource.clone(),
-            scope_spans: vec![ScopeSpans {
-                scope: ss.scope.clone(),
-                spans,
-                schema_url: ss.schema_url.clone(),
-            }],
-            schema_url: rs.schema_url.clone(),
-        }],
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
-
-    #[test]
-    fn a_large_request_splits_into_small_frames_with_every_span_once_in_order() {
-        let spans: Vec<Span> = (0..3000u32)
-            .map(|i| Span {
-                name: format!("span {i} {}", "x".repeat(100)),
-                ..Default::default()
-            })
-            .collect();
-        let req = ExportTraceServiceRequest {
-            resource_spans: vec![ResourceSpans {
-                scope_spans: vec![ScopeSpans {
-                    spans,
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-        };
-        let parts = split(&req);
-        assert!(parts.len() > 5);
-        let mut names = Vec::new();
-        for p in &parts {
-            assert!(p.encoded_len() <= CHUNK + 200, "{}", p.encoded_len());
-            names.extend(
-                p.resource_spans[0].scope_spans[0]
-                    .spans
-                    .iter()
-                    .map(|s| s.name.clone()),
-            );
-        }
-        let want: Vec<String> = req.resource_spans[0].scope_spans[0]
-            .spans
-            .iter()
-            .map(|s| s.name.clone())
-            .collect();
-        assert_eq!(names, want);
     }
 }

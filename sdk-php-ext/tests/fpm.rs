@@ -62,6 +62,7 @@ impl Stack {
                 ),
             ],
             workers,
+            ..FpmOptions::default()
         };
         let php = PhpStack::start(dir, &app_dir(), &options, &env);
         Stack {

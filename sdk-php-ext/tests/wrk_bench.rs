@@ -28,8 +28,9 @@ struct Round {
     p50_us: f64,
     p99_us: f64,
     requests: u64,
-    /// CPU µs used during the round by php-fpm, nginx, the forwarder.
+    /// CPU µs used during the round by php-fpm (all, user only), nginx, the forwarder.
     fpm_us: u64,
+    fpm_user_us: u64,
     nginx_us: u64,
     fwd_us: u64,
 }
@@ -55,6 +56,7 @@ fn round(stack: &PhpStack, fwd: Option<&Forwarder>, seconds: u64) -> Round {
             stack.fpm_cpu_us(),
             stack.nginx_cpu_us(),
             fwd.map_or(0, Forwarder::cpu_us),
+            stack.fpm_user_us(),
         )
     };
     let before = cpu();
@@ -63,6 +65,7 @@ fn round(stack: &PhpStack, fwd: Option<&Forwarder>, seconds: u64) -> Round {
     r.fpm_us = after.0 - before.0;
     r.nginx_us = after.1 - before.1;
     r.fwd_us = after.2 - before.2;
+    r.fpm_user_us = after.3 - before.3;
     r
 }
 
@@ -88,6 +91,7 @@ fn wrk(url: &str, seconds: u64) -> Round {
             .and_then(|(n, _)| n.trim().parse().ok())
             .unwrap_or_else(|| panic!("wrk printed no request count:\n{text}")),
         fpm_us: 0,
+        fpm_user_us: 0,
         nginx_us: 0,
         fwd_us: 0,
     }
@@ -203,6 +207,7 @@ fn wrk_with_and_without_the_extension() {
         v.iter().map(f).sum::<u64>() as f64 / v.iter().map(|r| r.requests).sum::<u64>() as f64
     };
     let base = &results[0];
+    let user0 = per_req(base, |r| r.fpm_user_us);
     let (rps0, p50_0, p99_0, mem0, fpm0) = (
         m(base, |r| r.rps),
         m(base, |r| r.p50_us),
@@ -213,9 +218,11 @@ fn wrk_with_and_without_the_extension() {
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!("php-fpm (4 workers) + nginx, /bench (~20 SQL/HTTP calls per request), wrk -t2 -c8, {rounds} x {seconds} s rounds alternating; load average at the end: {}", load.trim());
     println!(
-        "{:<24} {:>9} {:>8} {:>9} {:>9} {:>9} {:>8} {:>7} {:>8} {:>8} {:>8} {:>8} {:>10}",
+        "{:<24} {:>9} {:>8} {:>9} {:>8} {:>9} {:>9} {:>9} {:>8} {:>7} {:>8} {:>8} {:>8} {:>8} {:>10}",
         "",
         "fpm us/r",
+        "added",
+        "user us/r",
         "added",
         "nginx/r",
         "fwd us/r",
@@ -233,10 +240,12 @@ fn wrk_with_and_without_the_extension() {
         let (rps, p50, p99) = (m(r, |r| r.rps), m(r, |r| r.p50_us), m(r, |r| r.p99_us));
         let fpm = per_req(r, |r| r.fpm_us);
         println!(
-            "{:<24} {:>9.0} {:>8.1} {:>9.1} {:>9.1} {:>9.0} {:>7.1}% {:>7.0} {:>8.0} {:>8.0} {:>8.0} {:>8} {:>10.0}",
+            "{:<24} {:>9.0} {:>8.1} {:>9.0} {:>8.1} {:>9.1} {:>9.1} {:>9.0} {:>7.1}% {:>7.0} {:>8.0} {:>8.0} {:>8.0} {:>8} {:>10.0}",
             label,
             fpm,
             fpm - fpm0,
+            per_req(r, |r| r.fpm_user_us),
+            per_req(r, |r| r.fpm_user_us) - user0,
             per_req(r, |r| r.nginx_us),
             per_req(r, |r| r.fwd_us),
             rps,

@@ -135,8 +135,14 @@ impl Forwarder {
 /// CPU time (user + system, all threads) process `pid` has used so far, in µs, from
 /// `/proc/<pid>/stat` (clock-tick resolution, usually 10 ms); 0 if it is gone.
 pub fn cpu_us(pid: u32) -> u64 {
+    let (user, system) = cpu_split_us(pid);
+    user + system
+}
+
+/// User and system CPU time process `pid` has used so far, in µs (see [`cpu_us`]).
+pub fn cpu_split_us(pid: u32) -> (u64, u64) {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0;
+        return (0, 0);
     };
     // Fields after the parenthesised command name; utime and stime are fields 14, 15.
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
@@ -148,7 +154,8 @@ pub fn cpu_us(pid: u32) -> u64 {
         .collect();
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    f.iter().sum::<u64>() * 1_000_000 / hz
+    let us = |i: usize| f.get(i).copied().unwrap_or(0) * 1_000_000 / hz;
+    (us(0), us(1))
 }
 
 /// The children of `pid`, from `/proc/<pid>/task/<pid>/children`.
@@ -370,6 +377,8 @@ pub struct FpmOptions {
     pub ini: Vec<(String, String)>,
     /// Static pool size.
     pub workers: usize,
+    /// A command php-fpm runs under (e.g. `valgrind --tool=callgrind`), empty for none.
+    pub launcher: Vec<String>,
 }
 
 impl Default for FpmOptions {
@@ -378,6 +387,7 @@ impl Default for FpmOptions {
             extension: None,
             ini: Vec::new(),
             workers: 4,
+            launcher: Vec::new(),
         }
     }
 }
@@ -422,7 +432,14 @@ impl PhpStack {
         )
         .unwrap();
         let fpm_bin = first_existing(&["/usr/sbin/php-fpm8.2", "/usr/sbin/php-fpm"]);
-        let mut cmd = Command::new(fpm_bin);
+        let mut cmd = match options.launcher.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(fpm_bin);
+                c
+            }
+            None => Command::new(fpm_bin),
+        };
         cmd.arg("-F").arg("-R").arg("-y").arg(&conf);
         if let Some(ext) = &options.extension {
             assert!(
@@ -544,6 +561,16 @@ impl PhpStack {
     /// CPU time used so far by php-fpm (master and pool workers), in µs.
     pub fn fpm_cpu_us(&self) -> u64 {
         self.fpm.pid().map_or(0, tree_cpu_us)
+    }
+
+    /// User CPU time used so far by php-fpm (master and pool workers), in µs.
+    pub fn fpm_user_us(&self) -> u64 {
+        self.fpm.pid().map_or(0, |pid| {
+            std::iter::once(pid)
+                .chain(children(pid))
+                .map(|p| cpu_split_us(p).0)
+                .sum()
+        })
     }
 
     /// CPU time used so far by nginx (master and workers), in µs.

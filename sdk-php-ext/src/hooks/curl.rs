@@ -4,9 +4,9 @@
 //! tracked so the header is added to it, not put in its place.
 
 use ext_php_rs::convert::IntoZval;
-use ext_php_rs::types::Zval;
+use ext_php_rs::types::{ZendHashTable, Zval};
 
-use super::{failure, finish, mark, open_http, traceparent, Hook};
+use super::{failure, finish, mark, open_http, push_traceparent, Hook};
 use crate::php::{self, Frame};
 use crate::request::{CurlOpts, Open, Tx, Val};
 
@@ -129,17 +129,21 @@ fn start(tx: &mut Tx, ch: &Zval) -> Option<Open> {
         .curl_opts
         .iter()
         .find(|(h, _)| *h == handle)
-        .map(|(_, o)| o.clone())
-        .unwrap_or_default();
-    let mut open = open_http(tx, opts.method.as_deref().unwrap_or("GET"), &url);
+        .map(|(_, o)| o);
+    let method = opts.and_then(|o| o.method.as_deref()).unwrap_or("GET");
+    let mut open = open_http(tx, method, url);
     open.obj = handle;
-    let mut headers = opts.headers;
-    headers.push(format!("traceparent: {}", traceparent(tx, &open)));
-    if let (Ok(list), Ok(opt)) = (
-        headers.into_zval(false),
-        CURLOPT_HTTPHEADER.into_zval(false),
-    ) {
-        php::call("curl_setopt", &[ch, &opt, &list]);
+    // The application's headers and ours, as the array `curl_setopt` takes.
+    let headers = opts.map_or(&[][..], |o| &o.headers[..]);
+    let mut list = ZendHashTable::with_capacity(headers.len() as u32 + 1);
+    let mut tp = String::with_capacity(68);
+    tp.push_str("traceparent: ");
+    push_traceparent(&mut tp, tx, &open);
+    let filled = headers.iter().all(|h| list.push(h.as_str()).is_ok()) && list.push(tp).is_ok();
+    if let (true, Ok(opt)) = (filled, CURLOPT_HTTPHEADER.into_zval(false)) {
+        let mut list_z = Zval::new();
+        list_z.set_hashtable(list);
+        php::call("curl_setopt", &[ch, &opt, &list_z]);
     }
     Some(open)
 }
@@ -150,13 +154,10 @@ fn stop(tx: &mut Tx, ch: &Zval, open: Open, failed: bool) {
     let status = getinfo(ch, CURLINFO_RESPONSE_CODE)
         .and_then(|z| z.long())
         .unwrap_or(0);
-    let mut more = Vec::new();
+    let more = (status > 0).then_some(("http.response.status_code", Val::I(status)));
     let mut error = None;
-    if status > 0 {
-        more.push(("http.response.status_code", Val::I(status)));
-        if status >= 400 {
-            error = Some((status.to_string(), format!("HTTP {status}")));
-        }
+    if status >= 400 {
+        error = Some((status.to_string(), format!("HTTP {status}")));
     }
     if failed || status == 0 {
         let errno = php::call("curl_errno", &[ch])
@@ -180,7 +181,7 @@ fn exec_end(frame: Frame, rv: Option<&Zval>, tx: &mut Tx, open: Open) {
     let failed = failure(rv, "curl_exec").is_some();
     match frame.arg(0) {
         Some(ch) => stop(tx, ch, open, failed),
-        None => finish(tx, open, Vec::new(), None),
+        None => finish(tx, open, None, None),
     }
 }
 

@@ -33,7 +33,7 @@ use tern_php_wire::ActivityKind;
 
 use crate::clock;
 use crate::php::{self, Frame};
-use crate::request::{self, Attrs, Conn, Open, SpanRec, Tx, Val};
+use crate::request::{self, Attrs, Conn, Open, SpanRec, Text, Tx, Val};
 
 /// Hook handlers that panicked (caught and counted).
 pub static FAILURES: AtomicU64 = AtomicU64::new(0);
@@ -486,7 +486,7 @@ fn guarded(f: impl FnOnce()) {
 
 fn activity_of(open: &Open) -> Option<(ActivityKind, &str)> {
     open.attrs.iter().find_map(|(k, v)| match (k, v) {
-        (&"db.query.text", Val::S(s)) => Some((ActivityKind::Sql, s.as_str())),
+        (&"db.query.text", Val::T(s)) => Some((ActivityKind::Sql, &**s)),
         (&"url.full", Val::S(s)) => Some((ActivityKind::External, s.as_str())),
         _ => None,
     })
@@ -618,10 +618,10 @@ pub fn sql_operation(sql: &str) -> &'static str {
 }
 
 /// A SQL call on a known (or unknown) connection.
-pub fn open_sql(tx: &Tx, conn: Option<&Conn>, sql: &[u8]) -> Open {
-    let text = String::from_utf8_lossy(sql).into_owned();
+pub fn open_sql(tx: &Tx, conn: Option<&Conn>, text: Text) -> Open {
     let op = sql_operation(&text);
-    let mut attrs: Attrs = Vec::with_capacity(6);
+    // Room for what the hooks add at the end (rows, parameters are rarer).
+    let mut attrs: Attrs = Vec::with_capacity(8);
     let system = conn
         .map(|c| c.system)
         .filter(|s| !s.is_empty())
@@ -630,21 +630,21 @@ pub fn open_sql(tx: &Tx, conn: Option<&Conn>, sql: &[u8]) -> Open {
     attrs.push(("db.operation.name", Val::Str(op)));
     if let Some(c) = conn {
         if !c.db.is_empty() {
-            attrs.push(("db.namespace", Val::S(c.db.clone())));
+            attrs.push(("db.namespace", Val::T(c.db.clone())));
         }
         if !c.host.is_empty() {
-            attrs.push(("server.address", Val::S(c.host.clone())));
+            attrs.push(("server.address", Val::T(c.host.clone())));
         }
         if let Some(p) = c.port {
             attrs.push(("server.port", Val::I(p)));
         }
     }
-    attrs.push(("db.query.text", Val::S(text)));
+    attrs.push(("db.query.text", Val::T(text)));
     open(tx, op.into(), attrs)
 }
 
 /// Splits a URL into (scheme, host, port).
-pub fn url_parts(url: &str) -> (String, String, Option<i64>) {
+pub fn url_parts(url: &str) -> (Val, String, Option<i64>) {
     let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
     let authority = authority.rsplit('@').next().unwrap_or(authority);
@@ -660,33 +660,57 @@ pub fn url_parts(url: &str) -> (String, String, Option<i64>) {
             None => (authority.to_string(), None),
         }
     };
-    let port = port.or(match scheme.to_ascii_lowercase().as_str() {
-        "https" => Some(443),
-        "http" => Some(80),
-        _ => None,
-    });
-    (scheme.to_ascii_lowercase(), host, port)
+    let (scheme, default_port) = if scheme.eq_ignore_ascii_case("https") {
+        (Val::Str("https"), Some(443))
+    } else if scheme.eq_ignore_ascii_case("http") {
+        (Val::Str("http"), Some(80))
+    } else {
+        (Val::S(scheme.to_ascii_lowercase()), None)
+    };
+    (scheme, host, port.or(default_port))
+}
+
+/// An HTTP method as an attribute value (the common ones without allocating).
+fn method_val(method: &str) -> Val {
+    const COMMON: [&str; 7] = ["GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS"];
+    match COMMON.iter().find(|m| **m == method) {
+        Some(m) => Val::Str(m),
+        None => Val::S(method.to_string()),
+    }
 }
 
 /// An outgoing HTTP call.
-pub fn open_http(tx: &Tx, method: &str, url: &str) -> Open {
-    let (scheme, host, port) = url_parts(url);
-    let mut attrs: Attrs = vec![
-        ("http.request.method", Val::S(method.into())),
-        ("url.full", Val::S(url.into())),
-        ("url.scheme", Val::S(scheme)),
-        ("server.address", Val::S(host.clone())),
-    ];
+pub fn open_http(tx: &Tx, method: &str, url: String) -> Open {
+    let (scheme, host, port) = url_parts(&url);
+    let mut name = String::with_capacity(method.len() + 1 + host.len());
+    name.push_str(method);
+    name.push(' ');
+    name.push_str(&host);
+    let mut attrs: Attrs = Vec::with_capacity(6);
+    attrs.push(("http.request.method", method_val(method)));
+    attrs.push(("url.full", Val::S(url)));
+    attrs.push(("url.scheme", scheme));
+    attrs.push(("server.address", Val::S(host)));
     if let Some(p) = port {
         attrs.push(("server.port", Val::I(p)));
     }
-    open(tx, format!("{method} {host}").into(), attrs)
+    open(tx, name.into(), attrs)
 }
 
-/// The W3C `traceparent` for an outgoing call whose span is `open`.
-pub fn traceparent(tx: &Tx, open: &Open) -> String {
-    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
-    format!("00-{}-{}-01", hex(&tx.trace_id), hex(&open.id))
+/// Appends the W3C `traceparent` for an outgoing call whose span is `open`.
+pub fn push_traceparent(s: &mut String, tx: &Tx, open: &Open) {
+    fn hex(s: &mut String, b: &[u8]) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        for x in b {
+            s.push(HEX[usize::from(x >> 4)] as char);
+            s.push(HEX[usize::from(x & 15)] as char);
+        }
+    }
+    s.push_str("00-");
+    hex(s, &tx.trace_id);
+    s.push('-');
+    hex(s, &open.id);
+    s.push_str("-01");
 }
 
 /// The error of a call: the exception being thrown, or `false` returned.
@@ -704,11 +728,22 @@ pub fn failure(retval: Option<&Zval>, what: &str) -> Option<(String, String)> {
 }
 
 /// Ends a call now as a span with extra attributes and an optional error.
-pub fn finish(tx: &mut Tx, open: Open, more: Attrs, error: Option<(String, String)>) {
+pub fn finish(tx: &mut Tx, open: Open, more: impl More, error: Option<(String, String)>) {
     finish_at(tx, open, more, error, clock::mono_ns());
 }
 
-fn finish_at(tx: &mut Tx, mut open: Open, more: Attrs, error: Option<(String, String)>, end: u64) {
+/// Attributes added when a call ends (a `Vec`, an array, an `Option` of one): no
+/// allocation for the common one or none.
+pub trait More: IntoIterator<Item = (&'static str, Val)> {}
+impl<T: IntoIterator<Item = (&'static str, Val)>> More for T {}
+
+fn finish_at(
+    tx: &mut Tx,
+    mut open: Open,
+    more: impl More,
+    error: Option<(String, String)>,
+    end: u64,
+) {
     if open.name.is_empty() {
         return;
     }
@@ -730,7 +765,7 @@ pub fn abandon(tx: &mut Tx, open: Open, now: u64) {
         "aborted".to_string(),
         "the request ended during this call".to_string(),
     ));
-    finish_at(tx, open, Vec::new(), error, now);
+    finish_at(tx, open, None, error, now);
 }
 
 /// An `end` that does nothing (hooks whose work is done at the start).
@@ -744,15 +779,19 @@ mod tests {
     fn urls_split_into_scheme_host_and_port() {
         assert_eq!(
             url_parts("https://api.example.com/x?y"),
-            ("https".into(), "api.example.com".into(), Some(443))
+            (Val::Str("https"), "api.example.com".into(), Some(443))
         );
         assert_eq!(
             url_parts("http://u:p@127.0.0.1:8080/"),
-            ("http".into(), "127.0.0.1".into(), Some(8080))
+            (Val::Str("http"), "127.0.0.1".into(), Some(8080))
         );
         assert_eq!(
             url_parts("http://[::1]:81/a"),
-            ("http".into(), "::1".into(), Some(81))
+            (Val::Str("http"), "::1".into(), Some(81))
+        );
+        assert_eq!(
+            url_parts("FTP://files.example.com/a"),
+            (Val::S("ftp".into()), "files.example.com".into(), None)
         );
     }
 

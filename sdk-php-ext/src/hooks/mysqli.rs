@@ -5,7 +5,7 @@ use ext_php_rs::types::Zval;
 
 use super::{failure, finish, mark, open_sql, Hook};
 use crate::php::{self, Frame};
-use crate::request::{Conn, Open, Tx, Val};
+use crate::request::{text, Conn, Open, Text, Tx, Val};
 
 /// What is hooked. Procedural functions take the link (or statement) as argument 0;
 /// methods have it as `$this`.
@@ -28,23 +28,23 @@ pub const HOOKS: &[Hook] = &[
 ];
 
 fn conn_from(frame: Frame, first: u32) -> Conn {
-    let text = |n| {
+    let arg = |n| {
         frame
             .arg_bytes(n)
             .map(|b| String::from_utf8_lossy(b).into_owned())
             .unwrap_or_default()
     };
-    let host = text(first);
+    let host = arg(first);
     Conn {
         system: "mysql",
         host: if host.is_empty() {
             "localhost".into()
         } else {
-            host.trim_start_matches("p:").to_string()
+            host.trim_start_matches("p:").into()
         },
         port: frame.arg(first + 4).and_then(|z| z.long()),
-        db: text(first + 3),
-        sql: String::new(),
+        db: arg(first + 3).into(),
+        sql: Text::default(),
     }
 }
 
@@ -68,7 +68,11 @@ fn connect_method_end(frame: Frame, _rv: Option<&Zval>, tx: &mut Tx, _open: Open
 
 fn sql_on(tx: &Tx, link: Option<&Zval>, sql: Option<&[u8]>) -> Option<Open> {
     let link = link?;
-    let mut open = open_sql(tx, php::obj_handle(link).and_then(|h| tx.conn(h)), sql?);
+    let mut open = open_sql(
+        tx,
+        php::obj_handle(link).and_then(|h| tx.conn(h)),
+        text(sql?),
+    );
     open.obj = php::obj_handle(link).unwrap_or(0);
     Some(open)
 }
@@ -82,10 +86,10 @@ fn query_method_begin(frame: Frame, tx: &mut Tx) -> Option<Open> {
 }
 
 fn query_end(frame: Frame, rv: Option<&Zval>, tx: &mut Tx, open: Open) {
-    let mut more = Vec::new();
+    let mut more = None;
     if let Some(result) = rv.filter(|z| z.is_object()) {
         if let Some(n) = php::prop_long(result, "num_rows") {
-            more.push(("db.response.returned_rows", Val::I(n)));
+            more = Some(("db.response.returned_rows", Val::I(n)));
         }
     } else if rv.is_some_and(|z| z.is_true()) {
         let link = frame.this().or_else(|| frame.arg(0));
@@ -93,7 +97,7 @@ fn query_end(frame: Frame, rv: Option<&Zval>, tx: &mut Tx, open: Open) {
             .and_then(|l| php::prop_long(l, "affected_rows"))
             .filter(|n| *n >= 0)
         {
-            more.push(("db.response.affected_rows", Val::I(n)));
+            more = Some(("db.response.affected_rows", Val::I(n)));
         }
     }
     let error = failure(rv, "mysqli_query").map(|(kind, msg)| {
@@ -118,7 +122,7 @@ fn remember_stmt(tx: &mut Tx, link: Option<&Zval>, sql: Option<&[u8]>, rv: Optio
             system: "mysql",
             ..Conn::default()
         });
-    conn.sql = String::from_utf8_lossy(sql).into_owned();
+    conn.sql = text(sql);
     tx.set_conn(stmt, conn);
 }
 
@@ -133,7 +137,7 @@ fn prepare_method_end(frame: Frame, rv: Option<&Zval>, tx: &mut Tx, _open: Open)
 fn stmt_on(tx: &Tx, stmt: Option<&Zval>) -> Option<Open> {
     let stmt = stmt?;
     let conn = tx.conn(php::obj_handle(stmt)?)?;
-    let mut open = open_sql(tx, Some(conn), conn.sql.as_bytes());
+    let mut open = open_sql(tx, Some(conn), conn.sql.clone());
     open.obj = php::obj_handle(stmt).unwrap_or(0);
     Some(open)
 }
@@ -147,14 +151,14 @@ fn stmt_method_begin(frame: Frame, tx: &mut Tx) -> Option<Open> {
 }
 
 fn stmt_end(frame: Frame, rv: Option<&Zval>, tx: &mut Tx, open: Open) {
-    let mut more = Vec::new();
+    let mut more = None;
     if rv.is_some_and(|z| z.is_true()) {
         let stmt = frame.this().or_else(|| frame.arg(0));
         if let Some(n) = stmt
             .and_then(|s| php::prop_long(s, "affected_rows"))
             .filter(|n| *n >= 0)
         {
-            more.push(("db.response.affected_rows", Val::I(n)));
+            more = Some(("db.response.affected_rows", Val::I(n)));
         }
     }
     finish(tx, open, more, failure(rv, "mysqli_stmt_execute"));

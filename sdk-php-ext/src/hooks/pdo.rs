@@ -6,7 +6,7 @@ use ext_php_rs::types::Zval;
 use super::{failure, finish, mark, open_sql, Hook};
 use crate::config;
 use crate::php::{self, Frame};
-use crate::request::{Conn, Open, Tx, Val};
+use crate::request::{text, Conn, Open, Tx, Val};
 
 /// What is hooked.
 pub const HOOKS: &[Hook] = &[
@@ -35,15 +35,15 @@ pub fn parse_dsn(dsn: &str) -> Conn {
         ..Conn::default()
     };
     if system == "sqlite" {
-        conn.db = rest.to_string();
+        conn.db = rest.into();
         return conn;
     }
     for part in rest.split(';') {
         if let Some((k, v)) = part.split_once('=') {
             match k.trim().to_ascii_lowercase().as_str() {
-                "host" | "server" => conn.host = v.trim().to_string(),
+                "host" | "server" => conn.host = v.trim().into(),
                 "port" => conn.port = v.trim().parse().ok(),
-                "dbname" | "database" => conn.db = v.trim().to_string(),
+                "dbname" | "database" => conn.db = v.trim().into(),
                 "unix_socket" if conn.host.is_empty() => conn.host = "localhost".into(),
                 _ => {}
             }
@@ -61,18 +61,17 @@ fn connect_end(frame: Frame, _rv: Option<&Zval>, tx: &mut Tx, _open: Open) {
 fn query_begin(frame: Frame, tx: &mut Tx) -> Option<Open> {
     let sql = frame.arg_bytes(0)?;
     let conn = frame.this_handle().and_then(|h| tx.conn(h));
-    Some(open_sql(tx, conn, sql))
+    Some(open_sql(tx, conn, text(sql)))
 }
 
 fn query_end(_frame: Frame, rv: Option<&Zval>, tx: &mut Tx, open: Open) {
-    finish(tx, open, Vec::new(), failure(rv, "PDO::query"));
+    finish(tx, open, None, failure(rv, "PDO::query"));
 }
 
 fn exec_end(_frame: Frame, rv: Option<&Zval>, tx: &mut Tx, open: Open) {
     let rows = rv
         .and_then(|z| z.long())
-        .map(|n| vec![("db.response.affected_rows", Val::I(n))])
-        .unwrap_or_default();
+        .map(|n| ("db.response.affected_rows", Val::I(n)));
     finish(tx, open, rows, failure(rv, "PDO::exec"));
 }
 
@@ -85,19 +84,19 @@ fn prepare_end(frame: Frame, rv: Option<&Zval>, tx: &mut Tx, _open: Open) {
         .and_then(|h| tx.conn(h))
         .cloned()
         .unwrap_or_default();
-    conn.sql = String::from_utf8_lossy(sql).into_owned();
+    conn.sql = text(sql);
     tx.set_conn(stmt, conn);
 }
 
 fn execute_begin(frame: Frame, tx: &mut Tx) -> Option<Open> {
     let this = frame.this()?;
     let handle = php::obj_handle(this)?;
-    let conn = tx.conn(handle).cloned();
-    let sql = match &conn {
-        Some(c) if !c.sql.is_empty() => c.sql.clone().into_bytes(),
-        _ => php::prop_bytes(this, "queryString")?,
+    let conn = tx.conn(handle);
+    let sql = match conn {
+        Some(c) if !c.sql.is_empty() => c.sql.clone(),
+        _ => text(&php::prop_bytes(this, "queryString")?),
     };
-    let mut open = open_sql(tx, conn.as_ref(), &sql);
+    let mut open = open_sql(tx, conn, sql);
     if config::get().capture_params {
         if let Some(params) = frame.arg(0).and_then(|z| z.array()) {
             for (key, value) in params.iter().take(32) {
@@ -141,7 +140,7 @@ fn param_key(name: &str) -> &'static str {
 }
 
 fn execute_end(_frame: Frame, rv: Option<&Zval>, tx: &mut Tx, open: Open) {
-    finish(tx, open, Vec::new(), failure(rv, "PDOStatement::execute"));
+    finish(tx, open, None, failure(rv, "PDOStatement::execute"));
 }
 
 #[cfg(test)]
@@ -152,11 +151,11 @@ mod tests {
     fn dsns_give_system_host_port_and_database() {
         let c = parse_dsn("mysql:host=db.local;port=3307;dbname=shop;charset=utf8mb4");
         assert_eq!(
-            (c.system, c.host.as_str(), c.port, c.db.as_str()),
+            (c.system, &*c.host, c.port, &*c.db),
             ("mysql", "db.local", Some(3307), "shop")
         );
         let c = parse_dsn("sqlite::memory:");
-        assert_eq!((c.system, c.db.as_str()), ("sqlite", ":memory:"));
+        assert_eq!((c.system, &*c.db), ("sqlite", ":memory:"));
         assert_eq!(parse_dsn("pgsql:host=x").system, "postgresql");
         assert_eq!(parse_dsn("odd").system, "other_sql");
     }

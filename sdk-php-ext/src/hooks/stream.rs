@@ -19,7 +19,11 @@ fn url_begin(frame: Frame, tx: &mut Tx) -> Option<Open> {
     if !(lower.starts_with(b"http://") || lower.starts_with(b"https://")) {
         return None;
     }
-    Some(open_http(tx, "GET", &String::from_utf8_lossy(name)))
+    Some(open_http(
+        tx,
+        "GET",
+        String::from_utf8_lossy(name).into_owned(),
+    ))
 }
 
 /// The status code in the last `HTTP/x y` line of `$http_response_header`.

@@ -1,0 +1,145 @@
+//! What the extension costs a php-fpm worker per request, counted in instructions (not
+//! time, so other load on the machine does not move it): one php-fpm worker without and
+//! one with `tern.so` (and the forwarder behind it), each under callgrind, serve the test
+//! app's `/bench` endpoint (about 20 SQL and HTTP calls per request). After a warm-up the
+//! counters are zeroed, `TERN_BENCH_REQUESTS` (default 200) requests are sent one after
+//! another, and the counts are dumped. Prints instructions per request side by side and
+//! leaves the callgrind files (`callgrind_annotate` them to see where the difference
+//! goes). Not part of CI (ignored); run it in release:
+//!
+//! ```text
+//! cargo build --release -p tern-php -p tern-agent -p tern-collector
+//! cargo test --release -p tern-php --test fpm_instructions -- --ignored --nocapture
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use tern_testkit::php::{
+    extension_path, AppEnv, Forwarder, FpmOptions, HttpTarget, MariaDb, PhpStack,
+};
+use tern_testkit::{Collector, StoreMode};
+
+/// Stops php-fpm gracefully (SIGQUIT to the master: workers finish and exit, so
+/// callgrind writes their files) and returns the instructions callgrind counted in the
+/// workers, with their files.
+fn stop_and_count(dir: &Path) -> (u64, Vec<PathBuf>) {
+    let master = std::fs::read_to_string(dir.join("php-fpm.pid")).unwrap();
+    let master = master.trim().to_string();
+    let status = Command::new("kill")
+        .args(["-QUIT", &master])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    tern_testkit::wait_for("php-fpm to exit", Duration::from_secs(60), || {
+        !Path::new(&format!("/proc/{master}")).exists()
+            || std::fs::read_to_string(format!("/proc/{master}/stat"))
+                .is_ok_and(|s| s.contains(") Z "))
+    });
+    let mut total = 0;
+    let mut files = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        let Some(pid) = name.strip_prefix("callgrind.out.") else {
+            continue;
+        };
+        if pid == master {
+            continue;
+        }
+        let text = std::fs::read_to_string(&p).unwrap();
+        total += text
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("summary: ")
+                    .or_else(|| l.strip_prefix("totals: "))
+            })
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        files.push(p);
+    }
+    (total, files)
+}
+
+#[test]
+#[ignore = "benchmark: run by hand, see the module docs"]
+fn instructions_per_request_with_and_without_the_extension() {
+    let requests: u64 = std::env::var("TERN_BENCH_REQUESTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let ext = std::env::var("TERN_PHP_EXTENSION")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| extension_path());
+    let app = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/app");
+    let tmp = tempfile::tempdir().unwrap();
+    let collector = Collector::start(StoreMode::Embedded, &[]);
+    let db = MariaDb::start(tmp.path());
+    let target = HttpTarget::start();
+    let env = AppEnv {
+        vars: vec![
+            ("APP_MYSQL_SOCKET".into(), db.socket.display().to_string()),
+            ("APP_TARGET_URL".into(), target.url()),
+        ],
+    };
+    let mut rows = Vec::new();
+    for label in ["no extension", "tern.so+forwarder"] {
+        let dir = tmp.path().join(label.replace(['.', '+', ' '], "-"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let launcher = vec![
+            "valgrind".to_string(),
+            "--tool=callgrind".into(),
+            // Count what a request costs: its start-up, the script, its shutdown (not
+            // the FastCGI accept loop around them, which the extension does not touch).
+            "--collect-atstart=no".into(),
+            "--toggle-collect=php_request_startup".into(),
+            "--toggle-collect=php_execute_script".into(),
+            "--toggle-collect=php_request_shutdown".into(),
+            format!("--callgrind-out-file={}/callgrind.out.%p", dir.display()),
+        ];
+        let forwarder =
+            (label != "no extension").then(|| Forwarder::start(&dir, &collector.otlp_grpc));
+        let options = FpmOptions {
+            extension: forwarder.as_ref().map(|_| ext.clone()),
+            ini: match &forwarder {
+                Some(f) => vec![
+                    ("tern.service_name".into(), "bench".into()),
+                    ("tern.socket".into(), f.socket.display().to_string()),
+                    (
+                        "tern.active_path".into(),
+                        dir.join("tern-active").display().to_string(),
+                    ),
+                ],
+                None => Vec::new(),
+            },
+            workers: 1,
+            launcher,
+        };
+        let stack = PhpStack::start(&dir, &app, &options, &env);
+        for _ in 0..requests {
+            assert_eq!(stack.get("/bench").0, 200);
+        }
+        let (n, files) = stop_and_count(&dir);
+        assert!(n > 0, "no callgrind file of a worker in {}", dir.display());
+        rows.push((label, n as f64 / requests as f64, files));
+        drop(stack);
+    }
+    println!("php-fpm worker instructions per request, /bench, {requests} requests (callgrind):");
+    let base = rows[0].1;
+    for (label, per, files) in &rows {
+        println!(
+            "  {label:<20} {per:>12.0}  {:>+10.0} ({:+.1} %)   {}",
+            per - base,
+            (per - base) / base * 100.0,
+            files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+    }
+    // Keep the files for callgrind_annotate.
+    let keep = tmp.keep();
+    println!("callgrind files kept under {}", keep.display());
+}
