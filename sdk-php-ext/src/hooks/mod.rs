@@ -699,18 +699,19 @@ pub fn open_http(tx: &Tx, method: &str, url: String) -> Open {
 
 /// Appends the W3C `traceparent` for an outgoing call whose span is `open`.
 pub fn push_traceparent(s: &mut String, tx: &Tx, open: &Open) {
-    fn hex(s: &mut String, b: &[u8]) {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        for x in b {
-            s.push(HEX[usize::from(x >> 4)] as char);
-            s.push(HEX[usize::from(x & 15)] as char);
-        }
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = *b"00-00000000000000000000000000000000-0000000000000000-01";
+    let digits = tx
+        .trace_id
+        .iter()
+        .map(|b| (3, b))
+        .chain(open.id.iter().map(|b| (4, b)));
+    for (i, (skip, x)) in digits.enumerate() {
+        out[skip + 2 * i] = HEX[usize::from(x >> 4)];
+        out[skip + 2 * i + 1] = HEX[usize::from(x & 15)];
     }
-    s.push_str("00-");
-    hex(s, &tx.trace_id);
-    s.push('-');
-    hex(s, &open.id);
-    s.push_str("-01");
+    // ASCII hex digits and dashes only.
+    s.push_str(std::str::from_utf8(&out).unwrap_or_default());
 }
 
 /// The error of a call: the exception being thrown, or `false` returned.
@@ -774,6 +775,33 @@ pub fn discard(_frame: Frame, _rv: Option<&Zval>, _tx: &mut Tx, _open: Open) {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn traceparent_is_the_trace_and_span_in_lowercase_hex() {
+        let tx = Tx {
+            trace_id: [
+                0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e,
+                0x47, 0x36,
+            ],
+            ..Tx::default()
+        };
+        let open = Open {
+            ex: 0,
+            id: [0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7],
+            start: 0,
+            node: 0,
+            name: "x".into(),
+            attrs: Vec::new(),
+            obj: 0,
+        };
+        let mut s = String::from("traceparent: ");
+        push_traceparent(&mut s, &tx, &open);
+        assert_eq!(
+            s,
+            "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        );
+        assert!(request::parse_traceparent(&s.as_bytes()[13..]).is_some());
+    }
 
     #[test]
     fn urls_split_into_scheme_host_and_port() {
