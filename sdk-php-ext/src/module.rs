@@ -139,6 +139,15 @@ pub fn tern_active_snapshot() -> Vec<HashMap<String, String>> {
         .collect()
 }
 
+/// Names the current transaction, e.g. with the framework's route (`/orders/{id}`,
+/// `orders.show`): its entry span becomes `GET /orders/{id}` and `http.route` that name,
+/// whatever `tern.endpoint_naming` says. Empty names are refused; names are cut at 256
+/// bytes. Returns whether a transaction is being recorded and took the name.
+#[php_function]
+pub fn tern_set_transaction_name(name: &Zval) -> bool {
+    php::zval_bytes(name).is_some_and(request::set_name)
+}
+
 /// The path of this extension's shared object (so tests can start PHP children with
 /// the same extension).
 #[php_function]
@@ -169,4 +178,5 @@ pub fn get_module(module: ModuleBuilder) -> ModuleBuilder {
         .function(wrap_function!(tern_decode_frame))
         .function(wrap_function!(tern_active_snapshot))
         .function(wrap_function!(tern_extension_path))
+        .function(wrap_function!(tern_set_transaction_name))
 }

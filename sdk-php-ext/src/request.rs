@@ -496,6 +496,31 @@ pub fn end(config: &Config) {
     });
 }
 
+/// Longest transaction name taken from the application.
+const MAX_NAME: usize = 256;
+
+/// Names the current transaction (see `tern_set_transaction_name`); false when none is
+/// being recorded or the name is empty.
+pub fn set_name(name: &[u8]) -> bool {
+    let name = String::from_utf8_lossy(name);
+    let name = name.trim();
+    if name.is_empty() {
+        return false;
+    }
+    let mut end = name.len().min(MAX_NAME);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    with(|st| {
+        if !st.tx.on {
+            return false;
+        }
+        st.tx.name = name[..end].to_string();
+        true
+    })
+    .unwrap_or(false)
+}
+
 /// Publishes the current activity into the active slot.
 pub fn set_activity(st: &State, kind: tern_php_wire::ActivityKind, start_unix: u64, text: &[u8]) {
     if let Some(slot) = &st.slot {
