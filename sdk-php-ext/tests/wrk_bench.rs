@@ -13,7 +13,8 @@
 //! cargo test --release -p tern-php --test wrk_bench -- --ignored --nocapture
 //! ```
 //! `TERN_BENCH_SECONDS` (default 20) sets each round's length, `TERN_BENCH_ROUNDS`
-//! (default 3) the rounds per side.
+//! (default 3) the rounds per side; `TERN_BENCH_BASELINE_EXTENSION=<path of another
+//! libtern.so>` adds a stack with that build (no forwarder), for before/after in one run.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -135,7 +136,7 @@ fn wrk_with_and_without_the_extension() {
             ("APP_TARGET_URL".into(), target.url()),
         ],
     };
-    let tern_ini = |dir: &std::path::Path, socket: &std::path::Path| FpmOptions {
+    let tern_ini_of = |ext: &PathBuf, dir: &std::path::Path, socket: &std::path::Path| FpmOptions {
         extension: Some(ext.clone()),
         ini: vec![
             ("tern.service_name".into(), "bench".into()),
@@ -147,6 +148,7 @@ fn wrk_with_and_without_the_extension() {
         ],
         ..FpmOptions::default()
     };
+    let tern_ini = |dir: &std::path::Path, socket: &std::path::Path| tern_ini_of(&ext, dir, socket);
     let sub = |name: &str| {
         let d = tmp.path().join(name);
         std::fs::create_dir_all(&d).unwrap();
@@ -159,7 +161,7 @@ fn wrk_with_and_without_the_extension() {
     let forwarder = Forwarder::start(&full_dir, &collector.otlp_grpc);
     let away = format!("http://127.0.0.1:{}", tern_testkit::free_port());
     let lone = Forwarder::start(&fwd_dir, &away);
-    let stacks = [
+    let mut stacks = vec![
         (
             "no extension",
             PhpStack::start(&plain_dir, &app, &FpmOptions::default(), &env),
@@ -191,6 +193,17 @@ fn wrk_with_and_without_the_extension() {
             None,
         ),
     ];
+    // Another build of the extension (e.g. the previous commit's) in the same run, so a
+    // change is measured before/after under the same load.
+    if let Ok(base) = std::env::var("TERN_BENCH_BASELINE_EXTENSION") {
+        let dir = sub("baseline");
+        let options = tern_ini_of(&PathBuf::from(base), &dir, &dir.join("none.sock"));
+        stacks.push((
+            "baseline .so, no fwd",
+            PhpStack::start(&dir, &app, &options, &env),
+            None,
+        ));
+    }
     for (_, st, _) in &stacks {
         wrk(&format!("{}/bench", st.url), 3); // warm-up: opcache, tables
     }
