@@ -1,5 +1,5 @@
 --TEST--
-curl (exec and multi) and http stream calls become client spans with status, and curl requests carry a traceparent of the same trace
+curl (exec and multi) and http stream calls become client spans with status, and their requests carry a traceparent of the same trace (streams: through the context passed or the default one, put back as it was after the call); a traceparent the application sets itself is kept
 --FILE--
 <?php
 require __DIR__ . '/tern_test.inc';
@@ -22,6 +22,14 @@ echo curl_multi_getcontent(\$m), "\\n";
 curl_multi_remove_handle(\$mh, \$m);
 echo file_get_contents("\$base/stream"), "\\n";
 echo var_export(@file_get_contents("\$base/missing"), true), "\\n";
+\$ctx = stream_context_create(['http' => ['header' => "X-App: ctx\\r\\ntraceparent: 00-11111111111111111111111111111111-2222222222222222-01"]]);
+echo file_get_contents("\$base/ctx", false, \$ctx), "\\n";
+\$ctx2 = stream_context_create(['http' => ['header' => ['X-App: ctx2']]]);
+\$f = fopen("\$base/fopen", 'r', false, \$ctx2);
+echo stream_get_contents(\$f), "\\n";
+fclose(\$f);
+echo "contexts after: ", json_encode(stream_context_get_options(\$ctx)['http']['header']), " ", json_encode(stream_context_get_options(\$ctx2)['http']['header']), "\\n";
+echo "default after: ", json_encode(stream_context_get_options(stream_context_get_default())), "\\n";
 PHP;
 $seen = [];
 $r = tern_run($code, [], function ($proc, $pipes) use ($http, &$seen) {
@@ -29,29 +37,42 @@ $r = tern_run($code, [], function ($proc, $pipes) use ($http, &$seen) {
     $seen[] = tern_http_answer($http, 201, 'multi');
     $seen[] = tern_http_answer($http, 200, 'stream');
     $seen[] = tern_http_answer($http, 404, 'nope');
+    $seen[] = tern_http_answer($http, 200, 'ctx');
+    $seen[] = tern_http_answer($http, 200, 'fopen');
 });
 echo $r['out'];
 tern_show(tern_where($r['spans'], 'kind', 'CLIENT'), ['name', 'http.request.method', 'http.response.status_code', 'server.address', 'status', 'error.type']);
 echo "the server saw: ", implode(', ', array_map(fn($h) => explode(' ', $h[':request'])[0], $seen)), "\n";
 $clients = tern_where($r['spans'], 'kind', 'CLIENT');
 $trace = tern_where($r['spans'], 'kind', 'SERVER')[0]['trace_id'];
-foreach ([0, 1] as $i) {
+foreach ([0, 1, 2, 5] as $i) {
     $tp = $seen[$i]['traceparent'] ?? '';
     $url = $clients[$i]['url.full'];
-    echo "$url: traceparent ", $tp === "00-$trace-{$clients[$i]['span_id']}-01" ? 'matches its span' : "WRONG ($tp)", "\n";
+    echo "$url: traceparent ", $tp === "00-$trace-{$clients[$i]['span_id']}-01" ? 'matches its span' : "WRONG ($tp)",
+        " (", $seen[$i][':count traceparent'] ?? 0, ")\n";
 }
-echo "application header kept: ", $seen[0]['x-app'] ?? 'LOST', "\n";
+echo "the application's own traceparent: ", $seen[4]['traceparent'] ?? 'LOST', " (", $seen[4][':count traceparent'] ?? 0, ")\n";
+echo "application header kept: ", $seen[0]['x-app'] ?? 'LOST', ", ", $seen[4]['x-app'] ?? 'LOST', ", ", $seen[5]['x-app'] ?? 'LOST', "\n";
 ?>
 --EXPECTF--
 one
 multi
 stream
 false
+ctx
+fopen
+contexts after: "X-App: ctx\r\ntraceparent: 00-11111111111111111111111111111111-2222222222222222-01" ["X-App: ctx2"]
+default after: {"http":{"header":""}}
 name=POST 127.0.0.1 http.request.method=POST http.response.status_code=200 server.address=127.0.0.1 status=unset error.type=-
 name=DELETE 127.0.0.1 http.request.method=DELETE http.response.status_code=201 server.address=127.0.0.1 status=unset error.type=-
 name=GET 127.0.0.1 http.request.method=GET http.response.status_code=200 server.address=127.0.0.1 status=unset error.type=-
 name=GET 127.0.0.1 http.request.method=GET http.response.status_code=404 server.address=127.0.0.1 status=error error.type=404
-the server saw: POST, DELETE, GET, GET
-http://127.0.0.1:%d/one: traceparent matches its span
-http://127.0.0.1:%d/multi: traceparent matches its span
-application header kept: kept
+name=GET 127.0.0.1 http.request.method=GET http.response.status_code=200 server.address=127.0.0.1 status=unset error.type=-
+name=GET 127.0.0.1 http.request.method=GET http.response.status_code=200 server.address=127.0.0.1 status=unset error.type=-
+the server saw: POST, DELETE, GET, GET, GET, GET
+http://127.0.0.1:%d/one: traceparent matches its span (1)
+http://127.0.0.1:%d/multi: traceparent matches its span (1)
+http://127.0.0.1:%d/stream: traceparent matches its span (1)
+http://127.0.0.1:%d/fopen: traceparent matches its span (1)
+the application's own traceparent: 00-11111111111111111111111111111111-2222222222222222-01 (1)
+application header kept: kept, ctx, ctx2

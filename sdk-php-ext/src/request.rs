@@ -107,6 +107,17 @@ pub struct CurlOpts {
     pub custom: bool,
 }
 
+/// A stream context's `http` `header` option as the application set it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamHeader {
+    /// Not set.
+    None,
+    /// One string of `\r\n`-separated lines.
+    Text(Vec<u8>),
+    /// An array of lines.
+    Lines(Vec<Vec<u8>>),
+}
+
 /// The fatal error or uncaught exception that ended a request.
 #[derive(Debug, Clone)]
 pub struct Fatal {
@@ -194,6 +205,9 @@ pub struct Tx {
     pub curl_opts: Vec<(u32, CurlOpts)>,
     /// Curl handles added to a multi handle and not yet finished: (handle, open call).
     pub curl_multi: Vec<(u32, Open)>,
+    /// Stream calls whose context got our `traceparent`: (frame, the context's `http`
+    /// `header` option before), restored when the call ends.
+    pub stream_headers: Vec<(usize, StreamHeader)>,
     /// Response status (at the end).
     pub status: i64,
     /// Peak memory (at the end).

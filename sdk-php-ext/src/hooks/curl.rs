@@ -1,11 +1,13 @@
 //! curl: `curl_exec` and the multi interface (`curl_multi_add_handle` starts the span,
 //! `curl_multi_getcontent`/`curl_multi_remove_handle` end it). Every outgoing request
-//! carries a W3C `traceparent`; the application's own `CURLOPT_HTTPHEADER` list is
-//! tracked so the header is added to it, not put in its place.
+//! carries a W3C `traceparent` (unless the application sets one itself); the
+//! application's own `CURLOPT_HTTPHEADER` list is tracked so the header is added to it,
+//! not put in its place.
 
 use ext_php_rs::convert::IntoZval;
 use ext_php_rs::types::{ZendHashTable, Zval};
 
+use super::stream::is_traceparent;
 use super::{failure, finish, mark, open_http, push_traceparent, Hook};
 use crate::php::{self, Frame};
 use crate::request::{CurlOpts, Open, Tx, Val};
@@ -39,7 +41,6 @@ fn headers_of(z: &Zval) -> Option<Vec<String>> {
     Some(
         arr.values()
             .filter_map(|v| php::zval_bytes(v).map(|b| String::from_utf8_lossy(b).into_owned()))
-            .filter(|h| !h.to_ascii_lowercase().starts_with("traceparent:"))
             .take(256)
             .collect(),
     )
@@ -135,6 +136,10 @@ fn start(tx: &mut Tx, ch: &Zval) -> Option<Open> {
     open.obj = handle;
     // The application's headers and ours, as the array `curl_setopt` takes.
     let headers = opts.map_or(&[][..], |o| &o.headers[..]);
+    // A `traceparent` the application sets itself is its choice: kept, ours not added.
+    if headers.iter().any(|h| is_traceparent(h.as_bytes())) {
+        return Some(open);
+    }
     let mut list = ZendHashTable::with_capacity(headers.len() as u32 + 1);
     let mut tp = String::with_capacity(68);
     tp.push_str("traceparent: ");
