@@ -2,7 +2,8 @@
 //! active-transaction registry, and a non-blocking hand-off of finished spans to the
 //! exporter thread.
 
-use std::borrow::Cow;
+use std::ops::Deref;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -13,8 +14,9 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
-use crate::active::{ActiveRegistry, Detail, EntryIds, TxState};
-use crate::classify::{AttrValue, Category, ErrorEvent, EventFields, Fields, OtelKind, Recorder};
+use crate::active::{ActiveRegistry, Doing, EntryIds, TxState};
+use crate::attrs::{Attrs, Key, Value};
+use crate::classify::{Category, ErrorEvent, EventFields, Fields, OtelKind};
 use crate::export::{Counters, FinishedSpan};
 use crate::ids::{next_trace_id, next_u64, TraceParent};
 use crate::queue::Queue;
@@ -56,39 +58,81 @@ impl Shared {
     }
 }
 
+/// A span's transaction: owned by the transaction's entry span, borrowed by the spans
+/// under it (no reference count to touch per span).
+#[derive(Debug)]
+pub(crate) enum TxRef {
+    Entry(Arc<TxState>),
+    /// The entry span's transaction, read by a span under it.
+    ///
+    /// Valid while this span is open: the registry keeps every span's parent open until
+    /// the span has closed (each span holds a reference to its parent, released only
+    /// after the span's `on_close`, when the registry clears it), so the entry span and
+    /// its record, which owns the `Arc`, outlive every callback of this span. The
+    /// pointer is only dereferenced in those callbacks, never when the record is
+    /// dropped. An entry that switches to another transaction (a `traceparent`
+    /// recorded later) keeps the old one alive (`SpanRecord::retired`).
+    Child(NonNull<TxState>),
+}
+
+// SAFETY: `TxState` is `Send + Sync`; see `TxRef::Child` for the pointer's lifetime.
+unsafe impl Send for TxRef {}
+// SAFETY: as above.
+unsafe impl Sync for TxRef {}
+
+impl Deref for TxRef {
+    type Target = TxState;
+
+    #[inline]
+    fn deref(&self) -> &TxState {
+        match self {
+            TxRef::Entry(tx) => tx,
+            // SAFETY: see `TxRef::Child`.
+            TxRef::Child(tx) => unsafe { tx.as_ref() },
+        }
+    }
+}
+
 /// Per-span state, kept in the span's registry extensions.
 #[derive(Debug)]
 pub(crate) struct SpanRecord {
-    pub tx: Arc<TxState>,
+    pub tx: TxRef,
     pub span_id: u64,
     pub parent_span_id: u64,
-    pub name: &'static str,
-    pub target: &'static str,
+    pub start_unix_nano: u64,
     pub category: Category,
     pub fields: Fields,
-    pub start_unix_nano: u64,
-    pub errors: Vec<ErrorEvent>,
     /// What the transaction goes back to doing when this span ends: the parent's
     /// activity, captured at creation so closing needs no lookup.
-    pub parent_activity: (ActivityKind, &'static str, u64),
+    pub parent_doing: Option<Doing>,
+    /// Entry spans only: the transaction this span belonged to before a `traceparent`
+    /// recorded later moved it to the caller's trace (kept alive for `TxRef::Child`).
+    pub retired: Option<Arc<TxState>>,
 }
 
 impl SpanRecord {
     /// What this span does, as the live view shows it.
-    fn activity(&self) -> (ActivityKind, Detail) {
-        match self.category {
-            Category::Sql => (
-                ActivityKind::Sql,
-                Detail::Owned(self.fields.sql().unwrap_or(self.name).to_string()),
-            ),
-            Category::External => (
-                ActivityKind::External,
-                Detail::Owned(self.fields.url().unwrap_or_else(|| self.name.to_string())),
-            ),
-            Category::Method => (ActivityKind::Method, Detail::Static(self.name)),
-            Category::Entry => (ActivityKind::Method, Detail::None),
+    fn doing(&self) -> Doing {
+        let (kind, meta) = match self.category {
+            Category::Sql => (ActivityKind::Sql, Some(self.fields.meta)),
+            Category::External => (ActivityKind::External, Some(self.fields.meta)),
+            Category::Method => (ActivityKind::Method, Some(self.fields.meta)),
+            Category::Entry => (ActivityKind::Method, None),
+        };
+        Doing {
+            span_id: self.span_id,
+            kind,
+            meta,
+            since: self.start_unix_nano,
         }
     }
+}
+
+/// What a new span takes from its parent's record.
+struct Parent {
+    tx: NonNull<TxState>,
+    span_id: u64,
+    doing: Doing,
 }
 
 pub(crate) use crate::clock::now_unix_nano;
@@ -187,20 +231,71 @@ impl TernLayer {
         }
         self.shared.active.remove(rec.span_id);
         self.shared.active.insert(tx.clone());
-        rec.tx = tx;
+        if let TxRef::Entry(old) = std::mem::replace(&mut rec.tx, TxRef::Entry(tx)) {
+            rec.retired = Some(old);
+        }
         rec.parent_span_id = tp.span_id;
         rec.fields.otel_kind.get_or_insert(OtelKind::Server);
     }
+
+    /// Starts a transaction for an entry span.
+    #[inline(never)]
+    fn start_transaction(
+        &self,
+        fields: &mut Fields,
+        span_id: u64,
+        start: u64,
+        parent: Option<&Parent>,
+        id: &Id,
+    ) -> (TxRef, u64) {
+        let (trace_id, parent_span_id, sampled) = match (fields.traceparent(), parent) {
+            (Some(tp), _) => (tp.trace_id, tp.span_id, self.shared.sampled_remote(tp)),
+            (None, Some(p)) => {
+                // SAFETY: the parent span is open while its child is created.
+                let ptx = unsafe { p.tx.as_ref() };
+                (ptx.trace_id, p.span_id, ptx.sampled)
+            }
+            (None, None) => {
+                let t = next_trace_id();
+                (t, 0, self.shared.sampled(t))
+            }
+        };
+        if fields.tower_http || fields.traceparent().is_some() {
+            fields.otel_kind.get_or_insert(OtelKind::Server);
+        }
+        let tx = Arc::new(TxState::new(
+            trace_id,
+            span_id,
+            start,
+            sampled,
+            String::new(),
+        ));
+        update_live(&tx, fields);
+        self.shared.active.insert(tx.clone());
+        self.shared.entries.insert(id.into_u64());
+        (TxRef::Entry(tx), parent_span_id)
+    }
 }
 
-fn update_live(tx: &TxState, fields: &Fields, name: &str) {
+fn update_live(tx: &TxState, fields: &Fields) {
     let mut l = tx.live.lock();
-    l.endpoint = fields.endpoint(name).into_owned();
+    l.endpoint = fields.endpoint();
     if let Some(m) = fields.get(&["http.request.method", "http.method"]) {
         l.http_method = m.to_string();
     }
     if let Some(a) = fields.get(&["client.address", "http.client_ip", "net.peer.ip"]) {
         l.client_address = a.to_string();
+    }
+}
+
+/// The statement or URL shown for a running SQL or external call.
+#[inline(never)]
+fn activity_text(category: Category, fields: &Fields) -> Option<String> {
+    let name = fields.meta.name();
+    match category {
+        Category::Sql => Some(fields.sql().unwrap_or(name).to_string()),
+        Category::External => Some(fields.url().unwrap_or_else(|| name.to_string())),
+        Category::Method | Category::Entry => None,
     }
 }
 
@@ -210,60 +305,28 @@ where
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        let meta = attrs.metadata();
-        let mut fields = Fields {
-            tower_http: meta.target().starts_with("tower_http"),
-            ..Fields::default()
-        };
-        attrs.record(&mut Recorder(&mut fields));
+        let mut fields = Fields::new(attrs.metadata());
+        attrs.record(&mut fields);
         let start = now_unix_nano();
         let span_id = next_u64();
-        let mut parent_activity = (ActivityKind::Method, "", 0);
         let parent = span.parent().and_then(|p| {
-            p.extensions().get::<SpanRecord>().map(|r| {
-                let name = if r.category == Category::Entry {
-                    ""
-                } else {
-                    r.name
-                };
-                let kind = match r.category {
-                    Category::Sql => ActivityKind::Sql,
-                    Category::External => ActivityKind::External,
-                    _ => ActivityKind::Method,
-                };
-                parent_activity = (kind, name, r.start_unix_nano);
-                r.tx.mark_child();
-                (r.tx.clone(), r.span_id)
+            let ext = p.extensions();
+            let r = ext.get::<SpanRecord>()?;
+            r.tx.mark_child();
+            Some(Parent {
+                tx: NonNull::from(&*r.tx),
+                span_id: r.span_id,
+                doing: r.doing(),
             })
         });
-        let category = fields.category(meta.name(), meta.target(), parent.is_none());
-        let (tx, parent_span_id) = match (category, parent) {
+        let category = fields.category(parent.is_none());
+        let (tx, parent_span_id, parent_doing) = match (category, &parent) {
             (Category::Entry, parent) => {
-                let (trace_id, parent_span_id, sampled) =
-                    match (fields.traceparent.as_deref(), &parent) {
-                        (Some(tp), _) => (tp.trace_id, tp.span_id, self.shared.sampled_remote(tp)),
-                        (None, Some((ptx, pid))) => (ptx.trace_id, *pid, ptx.sampled),
-                        (None, None) => {
-                            let t = next_trace_id();
-                            (t, 0, self.shared.sampled(t))
-                        }
-                    };
-                if fields.tower_http || fields.traceparent.is_some() {
-                    fields.otel_kind.get_or_insert(OtelKind::Server);
-                }
-                let tx = Arc::new(TxState::new(
-                    trace_id,
-                    span_id,
-                    start,
-                    sampled,
-                    String::new(),
-                ));
-                update_live(&tx, &fields, meta.name());
-                self.shared.active.insert(tx.clone());
-                self.shared.entries.insert(id.into_u64());
-                (tx, parent_span_id)
+                let (tx, pid) =
+                    self.start_transaction(&mut fields, span_id, start, parent.as_ref(), id);
+                (tx, pid, None)
             }
-            (_, Some((tx, pid))) => (tx, pid),
+            (_, Some(p)) => (TxRef::Child(p.tx), p.span_id, Some(p.doing)),
             // Not reachable: a span without a known parent is an entry.
             (_, None) => return,
         };
@@ -271,17 +334,18 @@ where
             tx,
             span_id,
             parent_span_id,
-            name: meta.name(),
-            target: meta.target(),
+            start_unix_nano: start,
             category,
             fields,
-            start_unix_nano: start,
-            errors: Vec::new(),
-            parent_activity,
+            parent_doing,
+            retired: None,
         };
-        if category != Category::Entry {
-            let (kind, detail) = rec.activity();
-            rec.tx.set_activity(span_id, kind, detail, start);
+        match category {
+            Category::Entry => {}
+            Category::Method => rec.tx.set_activity(rec.doing(), None),
+            _ => rec
+                .tx
+                .set_activity(rec.doing(), activity_text(category, &rec.fields)),
         }
         span.extensions_mut().insert(rec);
     }
@@ -290,16 +354,13 @@ where
         let Some(span) = ctx.span(id) else { return };
         // Record outside the extensions lock: a field's `Debug` impl is user code and
         // may itself use tracing (or `current_traceparent`) on this span.
-        let mut later = Fields {
-            tower_http: span.metadata().target().starts_with("tower_http"),
-            ..Fields::default()
-        };
-        values.record(&mut Recorder(&mut later));
+        let mut later = Fields::new(span.metadata());
+        values.record(&mut later);
         let mut ext = span.extensions_mut();
         let Some(rec) = ext.get_mut::<SpanRecord>() else {
             return;
         };
-        let remote = later.traceparent.as_deref().copied();
+        let remote = later.traceparent().copied();
         rec.fields.merge(later);
         if rec.category != Category::Entry {
             return;
@@ -307,7 +368,7 @@ where
         if let Some(tp) = remote {
             self.continue_remote_trace(rec, tp);
         }
-        update_live(&rec.tx, &rec.fields, rec.name);
+        update_live(&rec.tx, &rec.fields);
     }
 
     #[inline]
@@ -343,7 +404,7 @@ where
         };
         if let Some(status) = ef.status.filter(|_| tower) {
             rec.fields
-                .set("http.response.status_code", AttrValue::I64(status));
+                .set(Key::HttpResponseStatusCode, Value::I64(status));
         }
         if !is_error {
             return;
@@ -355,8 +416,9 @@ where
                 live.first_error = Some((error_type.clone(), ef.message.clone()));
             }
         }
-        rec.fields.error.get_or_insert_with(|| ef.message.clone());
-        rec.errors.push(ErrorEvent {
+        let rare = rec.fields.rare_mut();
+        rare.error.get_or_insert_with(|| ef.message.clone());
+        rare.errors.push(ErrorEvent {
             time_unix_nano: now_unix_nano(),
             error_type,
             message: ef.message,
@@ -367,7 +429,7 @@ where
         let Some(span) = ctx.span(&id) else { return };
         let mut ext = span.extensions_mut();
         // The record stays in place (the registry frees it with the span); only its
-        // parts move out, not the whole record.
+        // fields move out.
         let Some(rec) = ext.get_mut::<SpanRecord>() else {
             return;
         };
@@ -378,20 +440,12 @@ where
                 self.shared.entries.remove(id.into_u64());
                 if let Some(ns) = rec.tx.cpu_ns() {
                     let us = i64::try_from(ns / 1_000).unwrap_or(i64::MAX);
-                    rec.fields.set(CPU_TIME_US, AttrValue::I64(us));
+                    rec.fields.set(Key::CpuTimeUs, Value::I64(us));
                 }
                 true
             }
             _ => {
-                let (kind, name, since) = rec.parent_activity;
-                rec.tx.end_activity(rec.span_id, || {
-                    let detail = if name.is_empty() {
-                        Detail::None
-                    } else {
-                        Detail::Static(name)
-                    };
-                    Some((rec.parent_span_id, kind, detail, since))
-                });
+                rec.tx.end_activity(rec.span_id, rec.parent_doing);
                 if !rec.tx.sampled && self.profile_threshold() > 0 {
                     let span = FinishedSpan::take(rec, end, None);
                     if !rec.tx.hold(span) {
@@ -404,7 +458,7 @@ where
         if !export {
             return;
         }
-        let first_error = if rec.category == Category::Entry && rec.fields.error.is_none() {
+        let first_error = if rec.category == Category::Entry && rec.fields.error().is_none() {
             rec.tx.live.lock().first_error.clone()
         } else {
             None
@@ -455,49 +509,65 @@ pub fn current_traceparent() -> Option<TraceParent> {
 
 impl FinishedSpan {
     /// Moves the exportable parts out of a closing span's record.
+    #[inline]
     fn take(rec: &mut SpanRecord, end: u64, first_error: Option<(String, String)>) -> FinishedSpan {
-        let name = rec.name;
-        let category = rec.category;
-        let mut errors = std::mem::take(&mut rec.errors);
-        let fields = &mut rec.fields;
-        if let Some((error_type, message)) = first_error {
-            fields.error = Some(message.clone());
-            if errors.is_empty() {
-                errors.push(ErrorEvent {
-                    time_unix_nano: end,
-                    error_type,
-                    message,
-                });
-            }
+        let meta = rec.fields.meta;
+        let mut fields = std::mem::replace(
+            &mut rec.fields,
+            Fields {
+                meta,
+                attrs: Attrs::default(),
+                otel_kind: None,
+                tower_http: false,
+                keys: 0,
+                rare: None,
+            },
+        );
+        if first_error.is_some() || rec.category == Category::Entry {
+            name_entry(&mut fields, rec.category, end, first_error);
         }
-        let name: Cow<'static, str> = match (&fields.otel_name, category) {
-            (Some(n), _) => Cow::Owned(n.clone()),
-            // HTTP server spans are named `{method} {route}` (OpenTelemetry HTTP
-            // conventions), whatever the span was called in code.
-            (None, Category::Entry)
-                if fields.tower_http
-                    || fields
-                        .get(&["http.request.method", "http.method"])
-                        .is_some() =>
-            {
-                fields.endpoint(name)
-            }
-            _ => Cow::Borrowed(name),
-        };
         FinishedSpan {
             trace_id: rec.tx.trace_id,
             span_id: rec.span_id,
             parent_span_id: rec.parent_span_id,
-            name,
-            target: rec.target,
-            category,
-            otel_kind: fields.otel_kind,
-            error: fields.error.take(),
-            attrs: std::mem::take(&mut fields.attrs),
-            errors,
             start_unix_nano: rec.start_unix_nano,
             end_unix_nano: end,
+            category: rec.category,
+            fields,
         }
+    }
+}
+
+/// The transaction's first error on its entry span; HTTP server spans are named
+/// `{method} {route}` (OpenTelemetry HTTP conventions), whatever the span was called in
+/// code.
+#[inline(never)]
+fn name_entry(
+    fields: &mut Fields,
+    category: Category,
+    end: u64,
+    first_error: Option<(String, String)>,
+) {
+    if let Some((error_type, message)) = first_error {
+        let rare = fields.rare_mut();
+        rare.error = Some(message.clone());
+        if rare.errors.is_empty() {
+            rare.errors.push(ErrorEvent {
+                time_unix_nano: end,
+                error_type,
+                message,
+            });
+        }
+    }
+    if category == Category::Entry
+        && fields.otel_name().is_none()
+        && (fields.tower_http
+            || fields
+                .get(&["http.request.method", "http.method"])
+                .is_some())
+    {
+        let name = fields.endpoint();
+        fields.rare_mut().name = Some(name);
     }
 }
 
@@ -650,10 +720,10 @@ mod tests {
     }
 
     fn cpu_us(span: &crate::export::FinishedSpan) -> Option<i64> {
-        span.attrs.iter().find_map(|(k, v)| match v {
-            crate::classify::AttrValue::I64(us) if *k == super::CPU_TIME_US => Some(*us),
+        match span.fields.get(&[super::CPU_TIME_US])? {
+            crate::attrs::Value::I64(us) => Some(us),
             _ => None,
-        })
+        }
     }
 
     #[test]
@@ -668,17 +738,17 @@ mod tests {
             // Time outside the span is not counted.
             burn_cpu(5_000_000);
         });
-        let entry = spans.iter().find(|s| s.name == "GET /report").unwrap();
+        let entry = spans.iter().find(|s| s.name() == "GET /report").unwrap();
         let us = cpu_us(entry).expect("tern.cpu_time_us on the entry span");
         assert!((4_000..5_000).contains(&us), "{us} µs");
-        let method = spans.iter().find(|s| s.name == "render").unwrap();
+        let method = spans.iter().find(|s| s.name() == "render").unwrap();
         assert_eq!(cpu_us(method), None, "method spans carry no CPU time");
     }
 
     #[test]
     fn unsampled_transactions_over_the_profile_threshold_export_their_call_tree() {
         let names = |spans: Vec<crate::export::FinishedSpan>| -> Vec<String> {
-            let mut v: Vec<String> = spans.iter().map(|s| s.name.to_string()).collect();
+            let mut v: Vec<String> = spans.iter().map(|s| s.name().to_string()).collect();
             v.sort();
             v
         };

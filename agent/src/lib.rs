@@ -30,6 +30,7 @@
 //! collector, retrying with backoff while it is down. Dropping the [`Guard`] flushes.
 
 mod active;
+mod attrs;
 mod classify;
 mod clock;
 mod config;
