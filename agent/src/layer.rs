@@ -2,6 +2,7 @@
 //! active-transaction registry, and a non-blocking hand-off of finished spans to the
 //! exporter thread.
 
+use std::any::TypeId;
 use std::ops::Deref;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -163,6 +164,9 @@ fn thread_cpu_ns() -> u64 {
 #[derive(Debug, Clone)]
 pub struct TernLayer {
     pub(crate) shared: Arc<Shared>,
+    /// This instance's key in the per-thread table of open spans (`open.rs`); 0: the
+    /// table is not used (the layer is not on top of a `tracing_subscriber::Registry`).
+    pub(crate) token: u64,
 }
 
 impl TernLayer {
@@ -347,7 +351,21 @@ where
                 .tx
                 .set_activity(rec.doing(), activity_text(category, &rec.fields)),
         }
-        span.extensions_mut().insert(rec);
+        let mut ext = span.extensions_mut();
+        ext.insert(rec);
+        if self.token != 0 {
+            if let Some(rec) = ext.get_mut::<SpanRecord>() {
+                crate::open::remember(self.token, id.into_u64(), NonNull::from(rec));
+            }
+        }
+    }
+
+    fn on_layer(&mut self, subscriber: &mut S) {
+        let registry = TypeId::of::<tracing_subscriber::Registry>();
+        // SAFETY: `downcast_raw` is only called to test for the type, not to cast.
+        if unsafe { subscriber.downcast_raw(registry) }.is_some() {
+            self.token = crate::open::new_token();
+        }
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
@@ -426,13 +444,30 @@ where
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        if self.token != 0 {
+            if let Some(mut rec) = crate::open::take(self.token, id.into_u64()) {
+                // SAFETY: the record of this span, created on this thread (see
+                // `open.rs`). It is still in the registry's extensions (they are cleared
+                // after `on_close`), and no other thread can reach the span: its
+                // reference count is zero, so this is the only access.
+                return self.close(unsafe { rec.as_mut() }, &id);
+            }
+        }
         let Some(span) = ctx.span(&id) else { return };
         let mut ext = span.extensions_mut();
         // The record stays in place (the registry frees it with the span); only its
         // fields move out.
-        let Some(rec) = ext.get_mut::<SpanRecord>() else {
-            return;
-        };
+        if let Some(rec) = ext.get_mut::<SpanRecord>() {
+            self.close(rec, &id);
+        }
+    }
+}
+
+impl TernLayer {
+    /// Ends a span: the live view and the transaction index are updated, its fields go
+    /// to the exporter.
+    #[inline]
+    fn close(&self, rec: &mut SpanRecord, id: &Id) {
         let end = now_unix_nano();
         let export = match rec.category {
             Category::Entry => {
@@ -704,11 +739,81 @@ mod tests {
             profile_threshold_ns: AtomicU64::new(profile_threshold_ns),
             parent_based: true,
         });
-        let layer = super::TernLayer { shared };
+        let layer = super::TernLayer { shared, token: 0 };
         tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), f);
         let mut out = Vec::new();
         rx.fill(&mut out, 1_000);
         out
+    }
+
+    /// A layer whose finished spans stay in its queue, and a way to read them.
+    fn layer_and_spans() -> (
+        super::TernLayer,
+        impl FnOnce() -> Vec<crate::export::FinishedSpan>,
+    ) {
+        use std::sync::atomic::AtomicU64;
+        let (queue, mut rx) = crate::queue::Queue::bounded(1_000);
+        let shared = std::sync::Arc::new(super::Shared {
+            active: crate::active::ActiveRegistry::default(),
+            entries: crate::active::EntryIds::default(),
+            queue,
+            counters: crate::export::Counters::default(),
+            sample_ratio: AtomicU64::new(1.0f64.to_bits()),
+            profile_threshold_ns: AtomicU64::new(0),
+            parent_based: true,
+        });
+        let spans = move || {
+            let mut out = Vec::new();
+            rx.fill(&mut out, 1_000);
+            out
+        };
+        (super::TernLayer { shared, token: 0 }, spans)
+    }
+
+    #[test]
+    fn a_span_closed_on_another_thread_is_exported_like_the_others() {
+        let spans = capture(|| {
+            let tx = tracing::info_span!("GET /a", otel.kind = "server");
+            let _e = tx.enter();
+            let moved = tracing::info_span!("moved", n = 1u64);
+            let local = tracing::info_span!("local");
+            let dispatch = tracing::dispatcher::get_default(|d| d.clone());
+            std::thread::spawn(move || {
+                tracing::dispatcher::with_default(&dispatch, || drop(moved))
+            })
+            .join()
+            .unwrap();
+            drop(local);
+        });
+        let find = |name: &str| spans.iter().find(|s| s.name() == name).unwrap();
+        let (tx, moved, local) = (find("GET /a"), find("moved"), find("local"));
+        assert_eq!(spans.len(), 3);
+        for child in [moved, local] {
+            assert_eq!(child.parent_span_id, tx.span_id);
+            assert_eq!(child.trace_id, tx.trace_id);
+        }
+        assert_eq!(moved.fields.get(&["n"]), Some(crate::attrs::Value::I64(1)));
+    }
+
+    #[test]
+    fn two_subscribers_on_one_thread_keep_their_open_spans_apart() {
+        let (layer, spans) = layer_and_spans();
+        let a = tracing::Dispatch::new(tracing_subscriber::registry().with(layer.clone()));
+        let b = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+        let in_a = tracing::dispatcher::with_default(&a, || tracing::info_span!("in_a"));
+        let in_b = tracing::dispatcher::with_default(&b, || tracing::info_span!("in_b"));
+        assert_eq!(
+            in_a.id(),
+            in_b.id(),
+            "two fresh registries give the same first id"
+        );
+        // `in_b`, created last, holds the table's entry for this id: closing `in_a`
+        // must not find it.
+        tracing::dispatcher::with_default(&a, || drop(in_a));
+        tracing::dispatcher::with_default(&b, || drop(in_b));
+        let mut names: Vec<String> = spans().iter().map(|s| s.name().to_string()).collect();
+        names.sort();
+        assert_eq!(names, ["in_a", "in_b"]);
     }
 
     /// Keeps this thread on the CPU for `ns` of its own CPU time.

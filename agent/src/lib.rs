@@ -38,6 +38,7 @@ mod export;
 mod ids;
 mod layer;
 mod live;
+mod open;
 mod otlp;
 mod queue;
 
@@ -90,6 +91,6 @@ impl Builder {
             parent_based: config.parent_based,
         });
         let guard = export::start(config, shared.clone(), rx)?;
-        Ok((TernLayer { shared }, guard))
+        Ok((TernLayer { shared, token: 0 }, guard))
     }
 }
