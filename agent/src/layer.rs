@@ -12,7 +12,7 @@ use tern_proto::v1::ActivityKind;
 use tracing_core::span::{Attributes, Id, Record};
 use tracing_core::{Event, Level, Subscriber};
 use tracing_subscriber::layer::Context;
-use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::registry::{LookupSpan, SpanRef};
 use tracing_subscriber::Layer;
 
 use crate::active::{ActiveRegistry, Doing, EntryIds, TxState};
@@ -112,6 +112,15 @@ pub(crate) struct SpanRecord {
 }
 
 impl SpanRecord {
+    /// What a span created under this one takes from it.
+    fn as_parent(&self) -> Parent {
+        Parent {
+            tx: NonNull::from(&*self.tx),
+            span_id: self.span_id,
+            doing: self.doing(),
+        }
+    }
+
     /// What this span does, as the live view shows it.
     fn doing(&self) -> Doing {
         let (kind, meta) = match self.category {
@@ -130,7 +139,8 @@ impl SpanRecord {
 }
 
 /// What a new span takes from its parent's record.
-struct Parent {
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Parent {
     tx: NonNull<TxState>,
     span_id: u64,
     doing: Doing,
@@ -281,6 +291,48 @@ impl TernLayer {
     }
 }
 
+impl TernLayer {
+    /// The new span's parent as the agent knows it: from this thread's table of open
+    /// spans when the parent was created here (no registry lookup), else from the
+    /// parent's record in the registry (`span.parent()` honours per-layer filters).
+    #[inline]
+    fn parent<S>(
+        &self,
+        attrs: &Attributes<'_>,
+        span: &SpanRef<'_, S>,
+        ctx: &Context<'_, S>,
+    ) -> Option<Parent>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        // The registry's parent: the current span, or the one given explicitly.
+        let parent_id = if attrs.is_root() {
+            return None;
+        } else if attrs.is_contextual() {
+            ctx.current_span().id()?.into_u64()
+        } else {
+            attrs.parent()?.into_u64()
+        };
+        if self.token != 0 {
+            if let Some(p) = crate::open::parent(self.token, parent_id) {
+                return Some(p);
+            }
+        }
+        let parent = span.parent()?;
+        let p = {
+            let ext = parent.extensions();
+            let r = ext.get::<SpanRecord>()?;
+            r.tx.mark_child();
+            r.as_parent()
+        };
+        if self.token != 0 {
+            // The parent now has a child: its transaction is final.
+            crate::open::set_parent(self.token, parent.id().into_u64(), p);
+        }
+        Some(p)
+    }
+}
+
 fn update_live(tx: &TxState, fields: &Fields) {
     let mut l = tx.live.lock();
     l.endpoint = fields.endpoint();
@@ -313,16 +365,7 @@ where
         attrs.record(&mut fields);
         let start = now_unix_nano();
         let span_id = next_u64();
-        let parent = span.parent().and_then(|p| {
-            let ext = p.extensions();
-            let r = ext.get::<SpanRecord>()?;
-            r.tx.mark_child();
-            Some(Parent {
-                tx: NonNull::from(&*r.tx),
-                span_id: r.span_id,
-                doing: r.doing(),
-            })
-        });
+        let parent = self.parent(attrs, &span, &ctx);
         let category = fields.category(parent.is_none());
         let (tx, parent_span_id, parent_doing) = match (category, &parent) {
             (Category::Entry, parent) => {
@@ -355,7 +398,8 @@ where
         ext.insert(rec);
         if self.token != 0 {
             if let Some(rec) = ext.get_mut::<SpanRecord>() {
-                crate::open::remember(self.token, id.into_u64(), NonNull::from(rec));
+                let parent = (category != Category::Entry).then(|| rec.as_parent());
+                crate::open::remember(self.token, id.into_u64(), NonNull::from(rec), parent);
             }
         }
     }
@@ -793,6 +837,40 @@ mod tests {
             assert_eq!(child.trace_id, tx.trace_id);
         }
         assert_eq!(moved.fields.get(&["n"]), Some(crate::attrs::Value::I64(1)));
+    }
+
+    #[test]
+    fn spans_created_under_a_span_of_another_thread_join_its_transaction() {
+        let spans = capture(|| {
+            let tx = tracing::info_span!("GET /b", otel.kind = "server");
+            let step = tx.in_scope(|| tracing::info_span!("step"));
+            let _first = tx.in_scope(|| tracing::info_span!("first child"));
+            let dispatch = tracing::dispatcher::get_default(|d| d.clone());
+            let (tx2, step2) = (tx.clone(), step.clone());
+            std::thread::spawn(move || {
+                tracing::dispatcher::with_default(&dispatch, || {
+                    let _explicit = tracing::info_span!(parent: &tx2, "explicit");
+                    let _in_step = step2.in_scope(|| tracing::info_span!("contextual"));
+                })
+            })
+            .join()
+            .unwrap();
+            // Back on the creating thread, both paths again.
+            let _again = step.in_scope(|| tracing::info_span!("again"));
+        });
+        let find = |name: &str| spans.iter().find(|s| s.name() == name).unwrap();
+        let (tx, step) = (find("GET /b"), find("step"));
+        for (name, parent) in [
+            ("step", tx),
+            ("first child", tx),
+            ("explicit", tx),
+            ("contextual", step),
+            ("again", step),
+        ] {
+            let s = find(name);
+            assert_eq!(s.parent_span_id, parent.span_id, "{name}");
+            assert_eq!(s.trace_id, tx.trace_id, "{name}");
+        }
     }
 
     #[test]

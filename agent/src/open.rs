@@ -18,7 +18,7 @@ use std::cell::Cell;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::layer::SpanRecord;
+use crate::layer::{Parent, SpanRecord};
 
 const SLOTS: usize = 256;
 
@@ -27,12 +27,16 @@ struct Entry {
     token: u64,
     id: u64,
     rec: Option<NonNull<SpanRecord>>,
+    /// What a span created under this one takes from it, once it can no longer change
+    /// (see [`set_parent`]).
+    parent: Option<Parent>,
 }
 
 const EMPTY: Entry = Entry {
     token: 0,
     id: 0,
     rec: None,
+    parent: None,
 };
 
 thread_local! {
@@ -58,13 +62,41 @@ fn slot(id: u64) -> usize {
 /// stable: the registry's extensions own it in a `Box` until the span is cleared,
 /// after `on_close`).
 #[inline]
-pub(crate) fn remember(token: u64, id: u64, rec: NonNull<SpanRecord>) {
+pub(crate) fn remember(token: u64, id: u64, rec: NonNull<SpanRecord>, parent: Option<Parent>) {
     OPEN.with(|t| {
         t[slot(id)].set(Entry {
             token,
             id,
             rec: Some(rec),
+            parent,
         })
+    });
+}
+
+/// What a new span takes from its parent `id`, if the parent was created on this
+/// thread and its transaction can no longer change: it is not an entry span, or it
+/// already has a span under it (a `traceparent` recorded later moves an entry span
+/// to another transaction only while it has none). The parent is open (its child
+/// holds it), so the transaction pointer is valid.
+#[inline]
+pub(crate) fn parent(token: u64, id: u64) -> Option<Parent> {
+    OPEN.with(|t| {
+        let e = t[slot(id)].get();
+        (e.token == token && e.id == id).then_some(e.parent)?
+    })
+}
+
+/// Notes what spans under `id` take from it (after the registry lookup that made its
+/// transaction final by creating a first child).
+#[inline]
+pub(crate) fn set_parent(token: u64, id: u64, parent: Parent) {
+    OPEN.with(|t| {
+        let cell = &t[slot(id)];
+        let mut e = cell.get();
+        if e.token == token && e.id == id {
+            e.parent = Some(parent);
+            cell.set(e);
+        }
     });
 }
 
