@@ -1,6 +1,8 @@
 //! The records of spans created on this thread and still open, so that closing one on
 //! the thread that created it (the common case) finds its record without a registry
-//! lookup and without the extensions lock (each is a pair of atomic read-modify-writes).
+//! lookup and without the extensions lock (each is a pair of atomic read-modify-writes),
+//! and a span created under one of them finds what it takes from its parent the same
+//! way.
 //!
 //! A small direct-mapped table per thread, keyed by (layer instance, span id). A span
 //! closed on another thread, or whose slot was taken by a later span, is simply not
