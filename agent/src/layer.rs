@@ -3,24 +3,23 @@
 //! exporter thread.
 
 use std::any::TypeId;
-use std::ops::Deref;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use tern_proto::v1::ActivityKind;
 use tracing_core::span::{Attributes, Id, Record};
 use tracing_core::{Event, Level, Subscriber};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 use tracing_subscriber::Layer;
 
-use crate::active::{ActiveRegistry, Doing, EntryIds, TxState};
-use crate::attrs::{Attrs, Key, Value};
+use crate::active::{ActiveRegistry, EntryIds, TxState};
+use crate::attrs::{Key, Value};
 use crate::classify::{Category, ErrorEvent, EventFields, Fields, OtelKind};
 use crate::export::{Counters, FinishedSpan};
 use crate::ids::{next_trace_id, next_u64, TraceParent};
 use crate::queue::Queue;
+pub(crate) use crate::record::{Parent, SpanRecord, TxRef};
 
 /// State shared by the layer and the exporter thread.
 #[derive(Debug)]
@@ -57,93 +56,6 @@ impl Shared {
         // Deterministic by trace id: the same trace is kept or dropped everywhere.
         ((trace_id as u64) as f64) < ratio * (u64::MAX as f64)
     }
-}
-
-/// A span's transaction: owned by the transaction's entry span, borrowed by the spans
-/// under it (no reference count to touch per span).
-#[derive(Debug)]
-pub(crate) enum TxRef {
-    Entry(Arc<TxState>),
-    /// The entry span's transaction, read by a span under it.
-    ///
-    /// Valid while this span is open: the registry keeps every span's parent open until
-    /// the span has closed (each span holds a reference to its parent, released only
-    /// after the span's `on_close`, when the registry clears it), so the entry span and
-    /// its record, which owns the `Arc`, outlive every callback of this span. The
-    /// pointer is only dereferenced in those callbacks, never when the record is
-    /// dropped. An entry that switches to another transaction (a `traceparent`
-    /// recorded later) keeps the old one alive (`SpanRecord::retired`).
-    Child(NonNull<TxState>),
-}
-
-// SAFETY: `TxState` is `Send + Sync`; see `TxRef::Child` for the pointer's lifetime.
-unsafe impl Send for TxRef {}
-// SAFETY: as above.
-unsafe impl Sync for TxRef {}
-
-impl Deref for TxRef {
-    type Target = TxState;
-
-    #[inline]
-    fn deref(&self) -> &TxState {
-        match self {
-            TxRef::Entry(tx) => tx,
-            // SAFETY: see `TxRef::Child`.
-            TxRef::Child(tx) => unsafe { tx.as_ref() },
-        }
-    }
-}
-
-/// Per-span state, kept in the span's registry extensions.
-#[derive(Debug)]
-pub(crate) struct SpanRecord {
-    pub tx: TxRef,
-    pub span_id: u64,
-    pub parent_span_id: u64,
-    pub start_unix_nano: u64,
-    pub category: Category,
-    pub fields: Fields,
-    /// What the transaction goes back to doing when this span ends: the parent's
-    /// activity, captured at creation so closing needs no lookup.
-    pub parent_doing: Option<Doing>,
-    /// Entry spans only: the transaction this span belonged to before a `traceparent`
-    /// recorded later moved it to the caller's trace (kept alive for `TxRef::Child`).
-    pub retired: Option<Arc<TxState>>,
-}
-
-impl SpanRecord {
-    /// What a span created under this one takes from it.
-    fn as_parent(&self) -> Parent {
-        Parent {
-            tx: NonNull::from(&*self.tx),
-            span_id: self.span_id,
-            doing: self.doing(),
-        }
-    }
-
-    /// What this span does, as the live view shows it.
-    fn doing(&self) -> Doing {
-        let (kind, meta) = match self.category {
-            Category::Sql => (ActivityKind::Sql, Some(self.fields.meta)),
-            Category::External => (ActivityKind::External, Some(self.fields.meta)),
-            Category::Method => (ActivityKind::Method, Some(self.fields.meta)),
-            Category::Entry => (ActivityKind::Method, None),
-        };
-        Doing {
-            span_id: self.span_id,
-            kind,
-            meta,
-            since: self.start_unix_nano,
-        }
-    }
-}
-
-/// What a new span takes from its parent's record.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Parent {
-    tx: NonNull<TxState>,
-    span_id: u64,
-    doing: Doing,
 }
 
 pub(crate) use crate::clock::now_unix_nano;
@@ -584,70 +496,6 @@ pub fn current_traceparent() -> Option<TraceParent> {
         })
     })
     .flatten()
-}
-
-impl FinishedSpan {
-    /// Moves the exportable parts out of a closing span's record.
-    #[inline]
-    fn take(rec: &mut SpanRecord, end: u64, first_error: Option<(String, String)>) -> FinishedSpan {
-        let meta = rec.fields.meta;
-        let mut fields = std::mem::replace(
-            &mut rec.fields,
-            Fields {
-                meta,
-                attrs: Attrs::default(),
-                otel_kind: None,
-                tower_http: false,
-                keys: 0,
-                rare: None,
-            },
-        );
-        if first_error.is_some() || rec.category == Category::Entry {
-            name_entry(&mut fields, rec.category, end, first_error);
-        }
-        FinishedSpan {
-            trace_id: rec.tx.trace_id,
-            span_id: rec.span_id,
-            parent_span_id: rec.parent_span_id,
-            start_unix_nano: rec.start_unix_nano,
-            end_unix_nano: end,
-            category: rec.category,
-            fields,
-        }
-    }
-}
-
-/// The transaction's first error on its entry span; HTTP server spans are named
-/// `{method} {route}` (OpenTelemetry HTTP conventions), whatever the span was called in
-/// code.
-#[inline(never)]
-fn name_entry(
-    fields: &mut Fields,
-    category: Category,
-    end: u64,
-    first_error: Option<(String, String)>,
-) {
-    if let Some((error_type, message)) = first_error {
-        let rare = fields.rare_mut();
-        rare.error = Some(message.clone());
-        if rare.errors.is_empty() {
-            rare.errors.push(ErrorEvent {
-                time_unix_nano: end,
-                error_type,
-                message,
-            });
-        }
-    }
-    if category == Category::Entry
-        && fields.otel_name().is_none()
-        && (fields.tower_http
-            || fields
-                .get(&["http.request.method", "http.method"])
-                .is_some())
-    {
-        let name = fields.endpoint();
-        fields.rare_mut().name = Some(name);
-    }
 }
 
 #[cfg(test)]

@@ -41,6 +41,7 @@ mod live;
 mod open;
 mod otlp;
 mod queue;
+mod record;
 
 pub mod forwarder;
 

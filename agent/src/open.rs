@@ -20,7 +20,7 @@ use std::cell::Cell;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::layer::{Parent, SpanRecord};
+use crate::record::{Parent, SpanRecord};
 
 const SLOTS: usize = 256;
 
