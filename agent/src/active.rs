@@ -5,46 +5,118 @@
 //! that transaction's spans and the once-a-second reader, so it is uncontended.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 use tern_proto::v1::{ActiveTransaction, ActivityKind};
+use tracing_core::Metadata;
 
+use crate::attrs::Meta;
 use crate::export::FinishedSpan;
 
-/// What a running transaction is doing now.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Detail {
-    None,
-    Static(&'static str),
-    Owned(String),
-}
-
-impl Detail {
-    fn text(&self) -> String {
-        match self {
-            Detail::None => String::new(),
-            Detail::Static(s) => (*s).to_string(),
-            Detail::Owned(s) => s.clone(),
-        }
-    }
-}
-
-/// The mutable, live part of a running transaction.
+/// The mutable, rarely written part of a running transaction.
 #[derive(Debug)]
 pub(crate) struct Live {
     pub endpoint: String,
     pub http_method: String,
     pub client_address: String,
-    pub kind: ActivityKind,
-    pub detail: Detail,
-    pub since_unix_nano: u64,
-    /// The span the current activity belongs to.
-    pub span_id: u64,
     /// The first error (type, message) seen anywhere in the transaction: it marks the
     /// transaction failed.
     pub first_error: Option<(String, String)>,
+}
+
+/// What a transaction is doing now: which span, of what kind, since when. Written at
+/// every span start and end without a lock (a sequence lock: one compare-and-swap per
+/// update, plain stores, nothing for readers to wait on); read by the once-a-second
+/// reporter, which retries when it meets an update in progress.
+///
+/// Writers of one transaction on several threads at once are rare (a transaction's
+/// spawned tasks starting spans in the same nanoseconds); the one that finds another
+/// update in progress retries a few times and then skips its own (the live view is a
+/// sample; the exported spans are unaffected).
+#[derive(Debug, Default)]
+pub(crate) struct Activity {
+    /// Odd while a writer updates the fields below.
+    seq: AtomicU64,
+    span_id: AtomicU64,
+    /// `ActivityKind` as a number.
+    kind: AtomicU64,
+    /// The span's callsite (its name is the detail of a method span); null: none.
+    meta: AtomicPtr<Metadata<'static>>,
+    since: AtomicU64,
+}
+
+/// An update of [`Activity`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Doing {
+    pub span_id: u64,
+    pub kind: ActivityKind,
+    /// The span's callsite, `None` for the transaction's entry span.
+    pub meta: Option<Meta>,
+    pub since: u64,
+}
+
+impl Activity {
+    /// Runs `write` as the only writer, or returns `false` after a few tries if other
+    /// writers keep holding the sequence (never waits longer).
+    #[inline]
+    fn write(&self, write: impl FnOnce(&Self)) -> bool {
+        for _ in 0..16 {
+            let s = self.seq.load(Ordering::Relaxed);
+            if s & 1 == 0
+                && self
+                    .seq
+                    .compare_exchange_weak(s, s + 1, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+            {
+                fence(Ordering::Release);
+                write(self);
+                self.seq.store(s + 2, Ordering::Release);
+                return true;
+            }
+            std::hint::spin_loop();
+        }
+        false
+    }
+
+    #[inline]
+    fn store(&self, d: Doing) {
+        self.span_id.store(d.span_id, Ordering::Relaxed);
+        self.kind.store(d.kind as u64, Ordering::Relaxed);
+        let meta = d.meta.map_or(std::ptr::null_mut(), |m| {
+            m as *const Metadata<'static> as *mut Metadata<'static>
+        });
+        self.meta.store(meta, Ordering::Relaxed);
+        self.since.store(d.since, Ordering::Relaxed);
+    }
+
+    /// A consistent reading, or `None` if writers kept updating it.
+    fn read(&self) -> Option<Doing> {
+        for _ in 0..1_000 {
+            let s1 = self.seq.load(Ordering::Acquire);
+            if s1 & 1 == 0 {
+                let span_id = self.span_id.load(Ordering::Relaxed);
+                let kind = self.kind.load(Ordering::Relaxed);
+                let meta = self.meta.load(Ordering::Relaxed);
+                let since = self.since.load(Ordering::Relaxed);
+                fence(Ordering::Acquire);
+                if self.seq.load(Ordering::Relaxed) == s1 {
+                    let kind = ActivityKind::try_from(kind as i32).unwrap_or(ActivityKind::Method);
+                    // SAFETY: only `&'static Metadata` pointers (or null) are stored.
+                    let meta = unsafe { meta.cast_const().as_ref() };
+                    return Some(Doing {
+                        span_id,
+                        kind,
+                        meta,
+                        since,
+                    });
+                }
+            }
+            std::hint::spin_loop();
+        }
+        None
+    }
 }
 
 /// One transaction, shared by all its spans.
@@ -57,6 +129,10 @@ pub(crate) struct TxState {
     pub sampled: bool,
     pub worker: String,
     pub live: Mutex<Live>,
+    activity: Activity,
+    /// The text of the current activity when it is a SQL or external call (its span
+    /// id, the statement or URL): only those spans take this lock.
+    detail: Mutex<(u64, String)>,
     /// A span was created under the transaction (it took the trace id from it).
     children: AtomicBool,
     /// Thread CPU time spent inside the entry span, summed over its enters, in ns.
@@ -83,7 +159,7 @@ impl TxState {
             .name()
             .map(str::to_string)
             .unwrap_or_else(|| format!("{:?}", std::thread::current().id()));
-        TxState {
+        let tx = TxState {
             trace_id,
             span_id,
             start_unix_nano,
@@ -93,16 +169,26 @@ impl TxState {
                 endpoint,
                 http_method: String::new(),
                 client_address: String::new(),
-                kind: ActivityKind::Method,
-                detail: Detail::None,
-                since_unix_nano: start_unix_nano,
-                span_id,
                 first_error: None,
             }),
+            activity: Activity::default(),
+            detail: Mutex::new((0, String::new())),
             children: AtomicBool::new(false),
             cpu_ns: AtomicU64::new(0),
             cpu_measured: AtomicBool::new(false),
             held: Mutex::new(Vec::new()),
+        };
+        tx.activity.store(tx.idle());
+        tx
+    }
+
+    /// The activity of a transaction whose entry span runs no other span.
+    fn idle(&self) -> Doing {
+        Doing {
+            span_id: self.span_id,
+            kind: ActivityKind::Method,
+            meta: None,
+            since: self.start_unix_nano,
         }
     }
 
@@ -149,45 +235,38 @@ impl TxState {
         self.children.load(Ordering::Relaxed)
     }
 
-    /// Records that the transaction now runs `span_id` doing `kind`/`detail`.
-    pub(crate) fn set_activity(
-        &self,
-        span_id: u64,
-        kind: ActivityKind,
-        detail: Detail,
-        since: u64,
-    ) {
-        let mut l = self.live.lock();
-        l.span_id = span_id;
-        l.kind = kind;
-        l.detail = detail;
-        l.since_unix_nano = since;
+    /// Records that the transaction now runs `d.span_id`; `text` is the statement or
+    /// URL of a SQL or external call (shown instead of the span's name).
+    #[inline]
+    pub(crate) fn set_activity(&self, d: Doing, text: Option<String>) {
+        if let Some(text) = text {
+            *self.detail.lock() = (d.span_id, text);
+        }
+        self.activity.write(|a| a.store(d));
     }
 
     /// When `span_id` ends while it is the current activity, the activity falls back to
-    /// `parent` (its parent span's activity, when known).
-    pub(crate) fn end_activity(
-        &self,
-        span_id: u64,
-        parent: impl FnOnce() -> Option<(u64, ActivityKind, Detail, u64)>,
-    ) {
-        let mut l = self.live.lock();
-        if l.span_id != span_id {
-            return;
-        }
-        let (id, kind, detail, since) = parent().unwrap_or((
-            self.span_id,
-            ActivityKind::Method,
-            Detail::None,
-            self.start_unix_nano,
-        ));
-        l.span_id = id;
-        l.kind = kind;
-        l.detail = detail;
-        l.since_unix_nano = since;
+    /// `parent` (its parent span's activity; `None`: the entry span's).
+    #[inline]
+    pub(crate) fn end_activity(&self, span_id: u64, parent: Option<Doing>) {
+        self.activity.write(|a| {
+            if a.span_id.load(Ordering::Relaxed) == span_id {
+                a.store(parent.unwrap_or_else(|| self.idle()));
+            }
+        });
     }
 
     fn snapshot(&self) -> ActiveTransaction {
+        let d = self.activity.read().unwrap_or_else(|| self.idle());
+        let detail = match d.kind {
+            ActivityKind::Sql | ActivityKind::External => {
+                let text = self.detail.lock();
+                (text.0 == d.span_id).then(|| text.1.clone())
+            }
+            _ => None,
+        };
+        let detail =
+            detail.unwrap_or_else(|| d.meta.map(|m| m.name().to_string()).unwrap_or_default());
         let l = self.live.lock();
         ActiveTransaction {
             trace_id: self.trace_id.to_be_bytes().to_vec(),
@@ -197,9 +276,9 @@ impl TxState {
             start_time_unix_nano: self.start_unix_nano,
             client_address: l.client_address.clone(),
             worker: self.worker.clone(),
-            current_kind: l.kind as i32,
-            current_detail: l.detail.text(),
-            current_start_unix_nano: l.since_unix_nano,
+            current_kind: d.kind as i32,
+            current_detail: detail,
+            current_start_unix_nano: d.since,
         }
     }
 }
@@ -335,26 +414,61 @@ mod tests {
         assert!(r.snapshot().is_empty());
     }
 
+    fn doing(span_id: u64, kind: ActivityKind, meta: Option<Meta>, since: u64) -> Doing {
+        Doing {
+            span_id,
+            kind,
+            meta,
+            since,
+        }
+    }
+
     #[test]
     fn tracks_the_current_activity_and_falls_back_to_the_parent() {
+        let load_cart =
+            crate::classify::testing::capture(|| drop(tracing::info_span!("load_cart"))).meta;
+        let query = crate::classify::testing::capture(|| drop(tracing::info_span!("query"))).meta;
         let t = tx(1, 100);
-        t.set_activity(5, ActivityKind::Method, Detail::Static("load_cart"), 110);
-        t.set_activity(6, ActivityKind::Sql, Detail::Owned("SELECT 1".into()), 120);
+        let s = t.snapshot();
+        assert_eq!(
+            (s.current_detail.as_str(), s.current_start_unix_nano),
+            ("", 100)
+        );
+        let cart = doing(5, ActivityKind::Method, Some(load_cart), 110);
+        t.set_activity(cart, None);
+        t.set_activity(
+            doing(6, ActivityKind::Sql, Some(query), 120),
+            Some("SELECT 1".into()),
+        );
         let s = t.snapshot();
         assert_eq!(s.current_kind, ActivityKind::Sql as i32);
         assert_eq!(s.current_detail, "SELECT 1");
         assert_eq!(s.current_start_unix_nano, 120);
         // A span that is not the current one ending changes nothing.
-        t.end_activity(5, || None);
+        t.end_activity(5, None);
         assert_eq!(t.snapshot().current_detail, "SELECT 1");
-        t.end_activity(6, || {
-            Some((5, ActivityKind::Method, Detail::Static("load_cart"), 110))
-        });
+        t.end_activity(6, Some(cart));
         let s = t.snapshot();
         assert_eq!(s.current_kind, ActivityKind::Method as i32);
         assert_eq!(s.current_detail, "load_cart");
-        t.end_activity(5, || None);
+        t.end_activity(5, None);
         assert_eq!(t.snapshot().current_detail, "");
+        // A SQL span that is current again without its own text shows its name.
+        t.set_activity(doing(7, ActivityKind::Sql, Some(query), 130), None);
+        assert_eq!(t.snapshot().current_detail, "query");
+    }
+
+    #[test]
+    fn an_activity_update_that_keeps_meeting_another_writer_is_skipped_not_waited_for() {
+        let t = tx(1, 100);
+        t.activity.seq.fetch_add(1, Ordering::Relaxed); // a writer "in progress" forever
+        assert!(!t.activity.write(|_| unreachable!("never runs")));
+        assert_eq!(t.activity.read(), None, "no consistent reading");
+        t.activity.seq.fetch_add(1, Ordering::Relaxed);
+        assert!(t
+            .activity
+            .write(|a| a.store(doing(9, ActivityKind::External, None, 1))));
+        assert_eq!(t.activity.read().map(|d| d.span_id), Some(9));
     }
 
     #[test]

@@ -2,12 +2,12 @@
 //! fields that real crates emit: OpenTelemetry semantic-convention names, `otel.*`
 //! fields, tower-http's request spans, and `error` fields.
 
-use std::borrow::Cow;
-use std::fmt::{self, Write as _};
+use std::fmt;
 
-use smallvec::SmallVec;
 use tracing_core::field::{Field, Visit};
 
+pub use crate::attrs::Value;
+use crate::attrs::{key_name, Attrs, Key, Meta};
 use crate::ids::TraceParent;
 
 /// The role of a span in Tern's model.
@@ -50,136 +50,6 @@ impl OtelKind {
     }
 }
 
-const INLINE: usize = 22;
-
-/// A string field value. Up to 22 bytes are kept inline: most field values (names,
-/// methods, short ids) cost no allocation, and no memory crosses from the application's
-/// threads to the exporter thread, where freeing it would contend on the allocator.
-#[derive(Clone)]
-pub enum Text {
-    Inline { len: u8, buf: [u8; INLINE] },
-    Heap(String),
-}
-
-impl Default for Text {
-    fn default() -> Self {
-        Text::Inline {
-            len: 0,
-            buf: [0; INLINE],
-        }
-    }
-}
-
-impl Text {
-    /// Copies `s`, inline when short.
-    #[inline]
-    pub fn new(s: &str) -> Text {
-        if s.len() <= INLINE {
-            let mut buf = [0; INLINE];
-            buf[..s.len()].copy_from_slice(s.as_bytes());
-            Text::Inline {
-                len: s.len() as u8,
-                buf,
-            }
-        } else {
-            Text::Heap(s.to_string())
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        match self {
-            // Only whole UTF-8 strings are ever copied in (see `push_str`).
-            Text::Inline { len, buf } => std::str::from_utf8(&buf[..*len as usize]).unwrap_or(""),
-            Text::Heap(s) => s,
-        }
-    }
-
-    fn push_str(&mut self, s: &str) {
-        match self {
-            Text::Inline { len, buf } => {
-                let l = *len as usize;
-                if l + s.len() <= INLINE {
-                    buf[l..l + s.len()].copy_from_slice(s.as_bytes());
-                    *len = (l + s.len()) as u8;
-                } else {
-                    let mut heap = String::with_capacity(l + s.len());
-                    heap.push_str(std::str::from_utf8(&buf[..l]).unwrap_or(""));
-                    heap.push_str(s);
-                    *self = Text::Heap(heap);
-                }
-            }
-            Text::Heap(h) => h.push_str(s),
-        }
-    }
-}
-
-impl fmt::Write for Text {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        self.push_str(s);
-        Ok(())
-    }
-}
-
-impl From<String> for Text {
-    fn from(s: String) -> Text {
-        if s.len() <= INLINE {
-            Text::new(&s)
-        } else {
-            Text::Heap(s)
-        }
-    }
-}
-
-impl From<&str> for Text {
-    fn from(s: &str) -> Text {
-        Text::new(s)
-    }
-}
-
-impl PartialEq for Text {
-    fn eq(&self, other: &Text) -> bool {
-        self.as_str() == other.as_str()
-    }
-}
-
-impl fmt::Debug for Text {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.as_str(), f)
-    }
-}
-
-/// A recorded field value.
-#[derive(Debug, Clone, PartialEq)]
-pub enum AttrValue {
-    Str(Text),
-    I64(i64),
-    F64(f64),
-    Bool(bool),
-}
-
-impl AttrValue {
-    pub(crate) fn as_str(&self) -> Option<&str> {
-        match self {
-            AttrValue::Str(s) => Some(s.as_str()),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for AttrValue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            AttrValue::Str(s) => f.write_str(s.as_str()),
-            AttrValue::I64(v) => write!(f, "{v}"),
-            AttrValue::F64(v) => write!(f, "{v}"),
-            AttrValue::Bool(v) => write!(f, "{v}"),
-        }
-    }
-}
-
-/// Attributes of one span, inline up to four (no allocation for small spans).
-pub type Attrs = SmallVec<[(&'static str, AttrValue); 4]>;
-
 /// An event kept on a span: errors become OTLP `exception` events.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ErrorEvent {
@@ -188,22 +58,36 @@ pub struct ErrorEvent {
     pub message: String,
 }
 
-/// What the field visitor collects from a span's fields.
-#[derive(Debug, Default)]
+/// What the field visitor collects from a span's fields. Small (its attributes are a
+/// short inline buffer; the rarely present parts are behind one `Option<Box>`), since
+/// every span record carries one and moves it to the exporter.
+#[derive(Debug, Clone)]
 pub struct Fields {
+    /// The span's callsite: name, target and the names of the fields in `attrs`.
+    pub meta: Meta,
     pub attrs: Attrs,
     pub otel_kind: Option<OtelKind>,
-    pub otel_name: Option<String>,
-    /// `Some` when an `error` field (true or a message) or `otel.status_code = "ERROR"`
-    /// was recorded; the message may be empty.
-    pub error: Option<String>,
-    /// Boxed: rare, and its 16-byte alignment would pad every span record.
-    pub traceparent: Option<Box<TraceParent>>,
     /// Set for tower-http spans: `method` and `uri` map to HTTP attributes.
     pub tower_http: bool,
     /// Which kinds of keys were recorded ([`SQL_KEY`], [`EXTERNAL_KEY`]): the category
     /// is decided from these bits, not by searching the attributes again.
     pub keys: u8,
+    /// `otel.name`, errors, a `traceparent`: most spans have none of them.
+    pub rare: Option<Box<Rare>>,
+}
+
+/// The parts of a span's fields that most spans do not have.
+#[derive(Debug, Clone, Default)]
+pub struct Rare {
+    pub otel_name: Option<String>,
+    /// `Some` when an `error` field (true or a message) or `otel.status_code = "ERROR"`
+    /// was recorded; the message may be empty.
+    pub error: Option<String>,
+    pub traceparent: Option<TraceParent>,
+    /// ERROR events recorded inside the span.
+    pub errors: Vec<ErrorEvent>,
+    /// The exported name, when not the span's own (HTTP server spans: `{method} {route}`).
+    pub name: Option<String>,
 }
 
 /// A `db.*` key that makes a span a SQL call was recorded.
@@ -229,115 +113,163 @@ fn key_bits(key: &str) -> u8 {
 }
 
 impl Fields {
+    /// No fields yet, for a span of callsite `meta`.
+    #[inline]
+    pub fn new(meta: Meta) -> Fields {
+        Fields {
+            meta,
+            attrs: Attrs::default(),
+            otel_kind: None,
+            tower_http: meta.target().starts_with("tower_http"),
+            keys: 0,
+            rare: None,
+        }
+    }
+
+    /// The rarely present parts, created on first use.
+    pub fn rare_mut(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
+    }
+
+    /// The error message when the span failed (may be empty).
+    pub fn error(&self) -> Option<&str> {
+        self.rare.as_ref()?.error.as_deref()
+    }
+
+    /// The caller's trace context given in a `traceparent` field.
+    pub fn traceparent(&self) -> Option<&TraceParent> {
+        self.rare.as_ref()?.traceparent.as_ref()
+    }
+
+    /// The `otel.name` field.
+    pub fn otel_name(&self) -> Option<&str> {
+        self.rare.as_ref()?.otel_name.as_deref()
+    }
+
+    /// The attributes as (name, value).
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, Value<'_>)> {
+        let meta = self.meta;
+        self.attrs.iter().map(move |(k, v)| (key_name(meta, k), v))
+    }
+
     /// The value of the first of `keys` that was recorded.
-    pub fn get(&self, keys: &[&str]) -> Option<&AttrValue> {
+    pub fn get(&self, keys: &[&str]) -> Option<Value<'_>> {
         keys.iter()
-            .find_map(|k| self.attrs.iter().find(|(n, _)| n == k).map(|(_, v)| v))
+            .find_map(|k| self.iter().find(|(n, _)| n == k).map(|(_, v)| v))
     }
 
     /// Appends an attribute without looking for an earlier value of the key: the
     /// fields of one span or one `record` call have distinct names.
     #[inline]
-    pub(crate) fn add(&mut self, key: &'static str, value: AttrValue) {
-        self.keys |= key_bits(key);
-        self.attrs.push((key, value));
+    fn add(&mut self, key: u8, name: &str, value: Value<'_>) {
+        self.keys |= key_bits(name);
+        self.attrs.push(key, value);
     }
 
-    /// Sets an attribute, replacing an earlier value of the key.
-    pub(crate) fn set(&mut self, key: &'static str, value: AttrValue) {
-        match self.attrs.iter_mut().find(|(n, _)| *n == key) {
-            Some(slot) => slot.1 = value,
-            None => self.add(key, value),
-        }
+    /// Sets one of the agent's own attributes, replacing an earlier value.
+    pub(crate) fn set(&mut self, key: Key, value: Value<'_>) {
+        self.attrs.remove(key as u8);
+        self.attrs.push(key as u8, value);
     }
 
+    /// Whether a field is one that `record_special` looks at: the first byte of its
+    /// name tells most plain attributes apart.
     #[inline(always)]
-    fn record(&mut self, field: &Field, value: AttrValue) {
-        let name = field.name();
-        // Most keys are plain attributes: the first byte tells them from the keys that
-        // `record_special` looks at.
-        let special = match name.as_bytes().first() {
+    fn special(&self, name: &str) -> bool {
+        match name.as_bytes().first() {
             Some(b'o' | b'e' | b't') => true,
             Some(b'm' | b'u' | b'v') => self.tower_http,
             _ => false,
-        };
-        if special {
-            self.record_special(name, value);
+        }
+    }
+
+    /// The key byte of a field (fields past the key space are not kept: callsites
+    /// have at most 32 fields).
+    #[inline(always)]
+    fn key(field: &Field) -> Option<u8> {
+        u8::try_from(field.index()).ok().filter(|&k| k < Key::FIRST)
+    }
+
+    #[inline(always)]
+    fn record_value(&mut self, field: &Field, value: Value<'_>) {
+        let Some(key) = Self::key(field) else { return };
+        let name = field.name();
+        if self.special(name) {
+            self.record_special(key, name, value);
         } else {
-            self.add(name, value);
+            self.add(key, name, value);
         }
     }
 
     #[inline(never)]
-    fn record_special(&mut self, name: &'static str, value: AttrValue) {
+    fn record_special(&mut self, key: u8, name: &'static str, value: Value<'_>) {
         match name {
             "otel.kind" => self.otel_kind = value.as_str().and_then(OtelKind::parse),
-            "otel.name" => self.otel_name = Some(value.to_string()),
+            "otel.name" => self.rare_mut().otel_name = Some(value.to_string()),
             "otel.status_code" => {
                 if value
                     .as_str()
                     .is_some_and(|s| s.eq_ignore_ascii_case("error"))
                 {
-                    self.error.get_or_insert_with(String::new);
+                    self.rare_mut().error.get_or_insert_with(String::new);
                 }
             }
-            "otel.status_message" => self.error = Some(value.to_string()),
+            "otel.status_message" => self.rare_mut().error = Some(value.to_string()),
             "error" => match value {
-                AttrValue::Bool(false) => {}
-                AttrValue::Bool(true) => {
-                    self.error.get_or_insert_with(String::new);
+                Value::Bool(false) => {}
+                Value::Bool(true) => {
+                    self.rare_mut().error.get_or_insert_with(String::new);
                 }
-                other => self.error = Some(other.to_string()),
+                other => self.rare_mut().error = Some(other.to_string()),
             },
             "traceparent" => {
-                self.traceparent = value.as_str().and_then(TraceParent::parse).map(Box::new);
+                self.rare_mut().traceparent = value.as_str().and_then(TraceParent::parse);
             }
-            "method" if self.tower_http => self.add("http.request.method", value),
+            "method" if self.tower_http => self.attrs.push(Key::HttpRequestMethod as u8, value),
             "uri" if self.tower_http => {
                 let uri = value.to_string();
                 // tower-http records the request target; keep the path and the query apart.
-                let path = uri.split('?').next().unwrap_or("").to_string();
+                let path = uri.split('?').next().unwrap_or("");
                 let path = match path.find("://") {
-                    Some(i) => path[i + 3..]
-                        .find('/')
-                        .map(|j| path[i + 3 + j..].to_string())
-                        .unwrap_or_else(|| "/".into()),
+                    Some(i) => path[i + 3..].find('/').map_or("/", |j| &path[i + 3 + j..]),
                     None => path,
                 };
-                self.add("url.path", AttrValue::Str(path.into()));
+                self.attrs.push_str(Key::UrlPath as u8, path);
             }
-            "version" if self.tower_http => self.add(
-                "network.protocol.version",
-                AttrValue::Str(Text::from(value.to_string())),
-            ),
-            _ => self.add(name, value),
+            "version" if self.tower_http => self
+                .attrs
+                .push_str(Key::NetworkProtocolVersion as u8, &value.to_string()),
+            _ => self.add(key, name, value),
         }
     }
 
     /// Takes values recorded later (`Span::record`) over earlier ones.
     pub fn merge(&mut self, later: Fields) {
-        for (k, v) in later.attrs {
-            self.set(k, v);
+        for (k, v) in later.attrs.iter() {
+            self.attrs.remove(k);
+            self.attrs.push(k, v);
         }
         self.keys |= later.keys;
         if later.otel_kind.is_some() {
             self.otel_kind = later.otel_kind;
         }
+        let Some(later) = later.rare else { return };
+        let rare = self.rare_mut();
         if later.otel_name.is_some() {
-            self.otel_name = later.otel_name;
+            rare.otel_name = later.otel_name;
         }
         if later.error.is_some() {
-            self.error = later.error;
+            rare.error = later.error;
         }
         if later.traceparent.is_some() {
-            self.traceparent = later.traceparent;
+            rare.traceparent = later.traceparent;
         }
     }
 
     /// Decides the span's category. `is_root`: no parent span known to the agent.
-    pub fn category(&self, name: &str, target: &str, is_root: bool) -> Category {
+    pub fn category(&self, is_root: bool) -> Category {
         if matches!(self.otel_kind, Some(OtelKind::Server | OtelKind::Consumer))
-            || is_tower_http_request(name, target)
+            || is_tower_http_request(self.meta.name(), self.meta.target())
         {
             return Category::Entry;
         }
@@ -349,7 +281,7 @@ impl Fields {
         {
             return Category::External;
         }
-        if is_root || self.traceparent.is_some() {
+        if is_root || self.traceparent().is_some() {
             Category::Entry
         } else {
             Category::Method
@@ -359,7 +291,7 @@ impl Fields {
     /// The SQL text (new or old semantic-convention name).
     pub fn sql(&self) -> Option<&str> {
         self.get(&["db.query.text", "db.statement"])
-            .and_then(AttrValue::as_str)
+            .and_then(|v| v.as_str())
     }
 
     /// The URL or address of an external call.
@@ -375,18 +307,18 @@ impl Fields {
     }
 
     /// The endpoint of an entry span: `http.route` (with the method) or the path.
-    pub fn endpoint(&self, name: &str) -> Cow<'static, str> {
-        let method = self
-            .get(&["http.request.method", "http.method"])
-            .map(|m| m.to_string());
+    pub fn endpoint(&self) -> String {
+        let method = self.get(&["http.request.method", "http.method"]);
         let route = self
             .get(&["http.route"])
-            .or_else(|| self.get(&["url.path", "http.target"]))
-            .map(|r| r.to_string());
+            .or_else(|| self.get(&["url.path", "http.target"]));
         match (method, route) {
-            (Some(m), Some(r)) => Cow::Owned(format!("{m} {r}")),
-            (None, Some(r)) => Cow::Owned(r),
-            _ => Cow::Owned(self.otel_name.clone().unwrap_or_else(|| name.to_string())),
+            (Some(m), Some(r)) => format!("{m} {r}"),
+            (None, Some(r)) => r.to_string(),
+            _ => self
+                .otel_name()
+                .unwrap_or_else(|| self.meta.name())
+                .to_string(),
         }
     }
 }
@@ -396,36 +328,35 @@ pub fn is_tower_http_request(name: &str, target: &str) -> bool {
     name == "request" && target.starts_with("tower_http")
 }
 
-/// A `tracing` field visitor that records into [`Fields`].
-pub struct Recorder<'a>(pub &'a mut Fields);
-
-impl Visit for Recorder<'_> {
+impl Visit for Fields {
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.0.record(field, AttrValue::F64(value));
+        self.record_value(field, Value::F64(value));
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.0.record(field, AttrValue::I64(value));
+        self.record_value(field, Value::I64(value));
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.0.record(
-            field,
-            AttrValue::I64(i64::try_from(value).unwrap_or(i64::MAX)),
-        );
+        self.record_value(field, Value::I64(i64::try_from(value).unwrap_or(i64::MAX)));
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.0.record(field, AttrValue::Bool(value));
+        self.record_value(field, Value::Bool(value));
     }
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.record(field, AttrValue::Str(Text::new(value)));
+        self.record_value(field, Value::Str(value));
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.0
-            .record(field, AttrValue::Str(Text::from(value.to_string())));
+        self.record_value(field, Value::Str(&value.to_string()));
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        let mut s = Text::default();
-        let _ = write!(s, "{value:?}");
-        self.0.record(field, AttrValue::Str(s));
+        let Some(key) = Self::key(field) else { return };
+        let name = field.name();
+        if self.special(name) {
+            let text = format!("{value:?}");
+            self.record_special(key, name, Value::Str(&text));
+        } else {
+            self.keys |= key_bits(name);
+            self.attrs.push_debug(key, value);
+        }
     }
 }
 
@@ -483,116 +414,10 @@ impl EventFields {
     }
 }
 
+/// Test helpers: the fields of real spans, recorded by a minimal subscriber.
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn fields(pairs: &[(&'static str, AttrValue)]) -> Fields {
-        let mut f = Fields::default();
-        for (k, v) in pairs {
-            f.add(k, v.clone());
-        }
-        f
-    }
-
-    fn s(v: &str) -> AttrValue {
-        AttrValue::Str(v.into())
-    }
-
-    #[test]
-    fn short_text_stays_inline_and_long_text_spills() {
-        let short = Text::new("web");
-        assert!(matches!(short, Text::Inline { .. }));
-        assert_eq!(short.as_str(), "web");
-        let mut t = Text::new("0123456789");
-        let tail = "abcdefghijklmnopqrstuvwxyz";
-        write!(t, "{tail}").unwrap();
-        assert!(matches!(t, Text::Heap(_)));
-        assert_eq!(t.as_str(), "0123456789abcdefghijklmnopqrstuvwxyz");
-        assert_eq!(Text::from("é".repeat(11)).as_str(), "é".repeat(11));
-        assert_eq!(Text::from("é".repeat(12)).as_str(), "é".repeat(12));
-    }
-
-    #[test]
-    fn later_values_replace_earlier_ones() {
-        let mut f = fields(&[("http.route", s("/a")), ("n", AttrValue::I64(1))]);
-        let mut later = fields(&[("http.route", s("/b"))]);
-        later.error = Some("bad".into());
-        f.merge(later);
-        assert_eq!(f.get(&["http.route"]), Some(&s("/b")));
-        assert_eq!(f.get(&["n"]), Some(&AttrValue::I64(1)));
-        assert_eq!(f.error.as_deref(), Some("bad"));
-    }
-
-    #[test]
-    fn server_and_consumer_kinds_are_entries() {
-        for kind in [OtelKind::Server, OtelKind::Consumer] {
-            let f = Fields {
-                otel_kind: Some(kind),
-                ..Fields::default()
-            };
-            assert_eq!(f.category("handle", "app", false), Category::Entry);
-        }
-    }
-
-    #[test]
-    fn roots_and_tower_http_requests_are_entries() {
-        let f = Fields::default();
-        assert_eq!(f.category("job", "app", true), Category::Entry);
-        assert_eq!(
-            f.category("request", "tower_http::trace::make_span", false),
-            Category::Entry
-        );
-        assert_eq!(f.category("work", "app", false), Category::Method);
-    }
-
-    #[test]
-    fn db_fields_make_sql_spans_old_and_new_names() {
-        for key in [
-            "db.system",
-            "db.system.name",
-            "db.statement",
-            "db.query.text",
-        ] {
-            let f = fields(&[(key, s("x"))]);
-            assert_eq!(f.category("query", "app", false), Category::Sql, "{key}");
-        }
-        let f = fields(&[("db.statement", s("SELECT 1"))]);
-        assert_eq!(f.sql(), Some("SELECT 1"));
-        // SQL wins over the server address that database spans also carry.
-        let f = fields(&[("server.address", s("db")), ("db.system", s("postgresql"))]);
-        assert_eq!(f.category("q", "app", false), Category::Sql);
-    }
-
-    #[test]
-    fn urls_addresses_and_client_kind_make_external_calls() {
-        for key in ["http.url", "url.full", "server.address"] {
-            let f = fields(&[(key, s("http://x"))]);
-            assert_eq!(f.category("call", "app", false), Category::External);
-        }
-        let f = Fields {
-            otel_kind: Some(OtelKind::Client),
-            ..Fields::default()
-        };
-        assert_eq!(f.category("call", "app", false), Category::External);
-        let f = fields(&[
-            ("server.address", s("api")),
-            ("server.port", AttrValue::I64(8080)),
-        ]);
-        assert_eq!(f.url().as_deref(), Some("api:8080"));
-    }
-
-    #[test]
-    fn endpoint_prefers_the_route_with_method() {
-        let f = fields(&[
-            ("http.request.method", s("GET")),
-            ("url.path", s("/users/42")),
-            ("http.route", s("/users/{id}")),
-        ]);
-        assert_eq!(f.endpoint("request"), "GET /users/{id}");
-        let f = fields(&[]);
-        assert_eq!(f.endpoint("nightly_job"), "nightly_job");
-    }
+pub(crate) mod testing {
+    use super::Fields;
 
     #[derive(Default)]
     struct Capture(std::sync::Mutex<Vec<Fields>>);
@@ -602,11 +427,8 @@ mod tests {
             true
         }
         fn new_span(&self, span: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-            let mut f = Fields {
-                tower_http: span.metadata().target().starts_with("tower_http"),
-                ..Fields::default()
-            };
-            span.record(&mut Recorder(&mut f));
+            let mut f = Fields::new(span.metadata());
+            span.record(&mut f);
             self.0.lock().unwrap().push(f);
             tracing::span::Id::from_u64(1)
         }
@@ -617,11 +439,118 @@ mod tests {
         fn exit(&self, _: &tracing::span::Id) {}
     }
 
-    fn capture(f: impl FnOnce()) -> Fields {
+    /// The fields of the last span `f` creates.
+    pub(crate) fn capture(f: impl FnOnce()) -> Fields {
         let c = std::sync::Arc::new(Capture::default());
         tracing::subscriber::with_default(c.clone(), f);
         let mut v = c.0.lock().unwrap();
         v.pop().unwrap()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::capture;
+    use super::*;
+
+    fn s(v: &str) -> Value<'_> {
+        Value::Str(v)
+    }
+
+    #[test]
+    fn later_values_replace_earlier_ones() {
+        let mut f = capture(|| {
+            let _ = tracing::info_span!("x", http.route = "/a", n = 1i64);
+        });
+        // What `span.record("http.route", "/b")` delivers: field 0 of the same callsite.
+        let mut later = Fields::new(f.meta);
+        later.attrs.push(0, s("/b"));
+        later.rare_mut().error = Some("bad".into());
+        f.merge(later);
+        assert_eq!(f.get(&["http.route"]), Some(s("/b")));
+        assert_eq!(f.get(&["n"]), Some(Value::I64(1)));
+        assert_eq!(f.error(), Some("bad"));
+    }
+
+    #[test]
+    fn server_and_consumer_kinds_are_entries() {
+        let f = capture(|| {
+            let _ = tracing::info_span!("handle", otel.kind = "server");
+        });
+        assert_eq!(f.category(false), Category::Entry);
+        let f = capture(|| {
+            let _ = tracing::info_span!("handle", otel.kind = "Consumer");
+        });
+        assert_eq!(f.category(false), Category::Entry);
+    }
+
+    #[test]
+    fn roots_and_tower_http_requests_are_entries() {
+        let f = capture(|| {
+            let _ = tracing::info_span!("job");
+        });
+        assert_eq!(f.category(true), Category::Entry);
+        assert_eq!(f.category(false), Category::Method);
+        let f = capture(|| {
+            let _ = tracing::info_span!(target: "tower_http::trace::make_span", "request");
+        });
+        assert_eq!(f.category(false), Category::Entry);
+    }
+
+    #[test]
+    fn db_fields_make_sql_spans_old_and_new_names() {
+        let all = [
+            capture(|| drop(tracing::info_span!("query", db.system = "x"))),
+            capture(|| drop(tracing::info_span!("query", db.system.name = "x"))),
+            capture(|| drop(tracing::info_span!("query", db.statement = "x"))),
+            capture(|| drop(tracing::info_span!("query", db.query.text = "x"))),
+        ];
+        for f in &all {
+            assert_eq!(f.category(false), Category::Sql, "{:?}", f.meta.fields());
+        }
+        assert_eq!(all[2].sql(), Some("x"));
+        // SQL wins over the server address that database spans also carry.
+        let f = capture(|| {
+            let _ = tracing::info_span!("q", server.address = "db", db.system = "postgresql");
+        });
+        assert_eq!(f.category(false), Category::Sql);
+    }
+
+    #[test]
+    fn urls_addresses_and_client_kind_make_external_calls() {
+        let all = [
+            capture(|| drop(tracing::info_span!("call", http.url = "http://x"))),
+            capture(|| drop(tracing::info_span!("call", url.full = "http://x"))),
+            capture(|| drop(tracing::info_span!("call", server.address = "x"))),
+            capture(|| drop(tracing::info_span!("call", otel.kind = "client"))),
+        ];
+        for f in &all {
+            assert_eq!(
+                f.category(false),
+                Category::External,
+                "{:?}",
+                f.meta.fields()
+            );
+        }
+        let f = capture(|| {
+            let _ = tracing::info_span!("call", server.address = "api", server.port = 8080u64);
+        });
+        assert_eq!(f.url().as_deref(), Some("api:8080"));
+    }
+
+    #[test]
+    fn endpoint_prefers_the_route_with_method() {
+        let f = capture(|| {
+            let _ = tracing::info_span!(
+                "request",
+                http.request.method = "GET",
+                url.path = "/users/42",
+                http.route = "/users/{id}"
+            );
+        });
+        assert_eq!(f.endpoint(), "GET /users/{id}");
+        let f = capture(|| drop(tracing::info_span!("nightly_job")));
+        assert_eq!(f.endpoint(), "nightly_job");
     }
 
     #[test]
@@ -637,16 +566,47 @@ mod tests {
             );
         });
         assert_eq!(f.otel_kind, Some(OtelKind::Server));
-        assert_eq!(f.otel_name.as_deref(), Some("POST /checkout"));
-        assert_eq!(f.error.as_deref(), Some(""));
-        assert_eq!(f.get(&["user.id"]), Some(&AttrValue::I64(7)));
-        assert_eq!(f.traceparent.unwrap().span_id, 0x00f067aa0ba902b7);
+        assert_eq!(f.otel_name(), Some("POST /checkout"));
+        assert_eq!(f.error(), Some(""));
+        assert_eq!(f.get(&["user.id"]), Some(Value::I64(7)));
+        assert_eq!(f.traceparent().unwrap().span_id, 0x00f067aa0ba902b7);
+        // The special fields are not attributes.
+        assert_eq!(f.iter().map(|(k, _)| k).collect::<Vec<_>>(), ["user.id"]);
 
         let f = capture(|| {
             let e = std::io::Error::other("disk full");
             let _s = tracing::info_span!("save", error = %e);
         });
-        assert_eq!(f.error.as_deref(), Some("disk full"));
+        assert_eq!(f.error(), Some("disk full"));
+    }
+
+    #[test]
+    fn records_every_kind_of_value() {
+        let f = capture(|| {
+            let _s = tracing::info_span!(
+                "load_cart",
+                user.id = 7u64,
+                delta = -2i64,
+                ratio = 0.25,
+                cached = false,
+                kind = "web",
+                shown = %"display",
+                debugged = ?Some(1)
+            );
+        });
+        let got: Vec<(&str, String)> = f.iter().map(|(k, v)| (k, v.to_string())).collect();
+        let want = [
+            ("user.id", "7"),
+            ("delta", "-2"),
+            ("ratio", "0.25"),
+            ("cached", "false"),
+            ("kind", "web"),
+            ("shown", "display"),
+            ("debugged", "Some(1)"),
+        ];
+        let want: Vec<(&str, String)> = want.iter().map(|(k, v)| (*k, v.to_string())).collect();
+        assert_eq!(got, want);
+        assert_eq!(f.category(false), Category::Method);
     }
 
     #[test]
@@ -655,8 +615,9 @@ mod tests {
             let uri: &str = "http://localhost:3000/orders/9?x=1";
             let _s = tracing::debug_span!(target: "tower_http::trace::make_span", "request", method = %"GET", uri = %uri, version = ?1.1);
         });
-        assert_eq!(f.get(&["http.request.method"]), Some(&s("GET")));
-        assert_eq!(f.get(&["url.path"]), Some(&s("/orders/9")));
-        assert_eq!(f.endpoint("request"), "GET /orders/9");
+        assert_eq!(f.get(&["http.request.method"]), Some(s("GET")));
+        assert_eq!(f.get(&["url.path"]), Some(s("/orders/9")));
+        assert_eq!(f.get(&["network.protocol.version"]), Some(s("1.1")));
+        assert_eq!(f.endpoint(), "GET /orders/9");
     }
 }

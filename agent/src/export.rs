@@ -5,7 +5,6 @@
 //! heartbeats over `tern.v1.LiveService`, and flushes when the [`Guard`] drops.
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
-use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -19,7 +18,7 @@ use tokio::time::Instant;
 use tonic::transport::{Channel, Endpoint};
 use tonic::Code;
 
-use crate::classify::{Attrs, Category, ErrorEvent, OtelKind};
+use crate::classify::{Category, Fields};
 use crate::config::{Config, Transport};
 use crate::layer::Shared;
 use crate::live::{Beat, LiveSession};
@@ -32,15 +31,21 @@ pub(crate) struct FinishedSpan {
     pub trace_id: u128,
     pub span_id: u64,
     pub parent_span_id: u64,
-    pub name: Cow<'static, str>,
-    pub target: &'static str,
-    pub category: Category,
-    pub otel_kind: Option<OtelKind>,
-    pub error: Option<String>,
-    pub attrs: Attrs,
-    pub errors: Vec<ErrorEvent>,
     pub start_unix_nano: u64,
     pub end_unix_nano: u64,
+    pub category: Category,
+    /// Name, target, attributes, kind, errors.
+    pub fields: Fields,
+}
+
+impl FinishedSpan {
+    /// The exported name: `otel.name`, else the name given at close (HTTP server
+    /// spans), else the span's.
+    pub(crate) fn name(&self) -> &str {
+        let rare = self.fields.rare.as_deref();
+        rare.and_then(|r| r.otel_name.as_deref().or(r.name.as_deref()))
+            .unwrap_or(self.fields.meta.name())
+    }
 }
 
 /// The agent's own counters.

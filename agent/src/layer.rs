@@ -2,22 +2,24 @@
 //! active-transaction registry, and a non-blocking hand-off of finished spans to the
 //! exporter thread.
 
-use std::borrow::Cow;
+use std::any::TypeId;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use tern_proto::v1::ActivityKind;
 use tracing_core::span::{Attributes, Id, Record};
 use tracing_core::{Event, Level, Subscriber};
 use tracing_subscriber::layer::Context;
-use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::registry::{LookupSpan, SpanRef};
 use tracing_subscriber::Layer;
 
-use crate::active::{ActiveRegistry, Detail, EntryIds, TxState};
-use crate::classify::{AttrValue, Category, ErrorEvent, EventFields, Fields, OtelKind, Recorder};
+use crate::active::{ActiveRegistry, EntryIds, TxState};
+use crate::attrs::{Key, Value};
+use crate::classify::{Category, ErrorEvent, EventFields, Fields, OtelKind};
 use crate::export::{Counters, FinishedSpan};
 use crate::ids::{next_trace_id, next_u64, TraceParent};
 use crate::queue::Queue;
+pub(crate) use crate::record::{Parent, SpanRecord, TxRef};
 
 /// State shared by the layer and the exporter thread.
 #[derive(Debug)]
@@ -56,41 +58,6 @@ impl Shared {
     }
 }
 
-/// Per-span state, kept in the span's registry extensions.
-#[derive(Debug)]
-pub(crate) struct SpanRecord {
-    pub tx: Arc<TxState>,
-    pub span_id: u64,
-    pub parent_span_id: u64,
-    pub name: &'static str,
-    pub target: &'static str,
-    pub category: Category,
-    pub fields: Fields,
-    pub start_unix_nano: u64,
-    pub errors: Vec<ErrorEvent>,
-    /// What the transaction goes back to doing when this span ends: the parent's
-    /// activity, captured at creation so closing needs no lookup.
-    pub parent_activity: (ActivityKind, &'static str, u64),
-}
-
-impl SpanRecord {
-    /// What this span does, as the live view shows it.
-    fn activity(&self) -> (ActivityKind, Detail) {
-        match self.category {
-            Category::Sql => (
-                ActivityKind::Sql,
-                Detail::Owned(self.fields.sql().unwrap_or(self.name).to_string()),
-            ),
-            Category::External => (
-                ActivityKind::External,
-                Detail::Owned(self.fields.url().unwrap_or_else(|| self.name.to_string())),
-            ),
-            Category::Method => (ActivityKind::Method, Detail::Static(self.name)),
-            Category::Entry => (ActivityKind::Method, Detail::None),
-        }
-    }
-}
-
 pub(crate) use crate::clock::now_unix_nano;
 
 /// The attribute with the CPU time of a transaction's entry span, in µs (thread CPU time
@@ -119,6 +86,9 @@ fn thread_cpu_ns() -> u64 {
 #[derive(Debug, Clone)]
 pub struct TernLayer {
     pub(crate) shared: Arc<Shared>,
+    /// This instance's key in the per-thread table of open spans (`open.rs`); 0: the
+    /// table is not used (the layer is not on top of a `tracing_subscriber::Registry`).
+    pub(crate) token: u64,
 }
 
 impl TernLayer {
@@ -187,20 +157,113 @@ impl TernLayer {
         }
         self.shared.active.remove(rec.span_id);
         self.shared.active.insert(tx.clone());
-        rec.tx = tx;
+        if let TxRef::Entry(old) = std::mem::replace(&mut rec.tx, TxRef::Entry(tx)) {
+            rec.retired = Some(old);
+        }
         rec.parent_span_id = tp.span_id;
         rec.fields.otel_kind.get_or_insert(OtelKind::Server);
     }
+
+    /// Starts a transaction for an entry span.
+    #[inline(never)]
+    fn start_transaction(
+        &self,
+        fields: &mut Fields,
+        span_id: u64,
+        start: u64,
+        parent: Option<&Parent>,
+        id: &Id,
+    ) -> (TxRef, u64) {
+        let (trace_id, parent_span_id, sampled) = match (fields.traceparent(), parent) {
+            (Some(tp), _) => (tp.trace_id, tp.span_id, self.shared.sampled_remote(tp)),
+            (None, Some(p)) => {
+                // SAFETY: the parent span is open while its child is created.
+                let ptx = unsafe { p.tx.as_ref() };
+                (ptx.trace_id, p.span_id, ptx.sampled)
+            }
+            (None, None) => {
+                let t = next_trace_id();
+                (t, 0, self.shared.sampled(t))
+            }
+        };
+        if fields.tower_http || fields.traceparent().is_some() {
+            fields.otel_kind.get_or_insert(OtelKind::Server);
+        }
+        let tx = Arc::new(TxState::new(
+            trace_id,
+            span_id,
+            start,
+            sampled,
+            String::new(),
+        ));
+        update_live(&tx, fields);
+        self.shared.active.insert(tx.clone());
+        self.shared.entries.insert(id.into_u64());
+        (TxRef::Entry(tx), parent_span_id)
+    }
 }
 
-fn update_live(tx: &TxState, fields: &Fields, name: &str) {
+impl TernLayer {
+    /// The new span's parent as the agent knows it: from this thread's table of open
+    /// spans when the parent was created here (no registry lookup), else from the
+    /// parent's record in the registry (`span.parent()` honours per-layer filters).
+    #[inline]
+    fn parent<S>(
+        &self,
+        attrs: &Attributes<'_>,
+        span: &SpanRef<'_, S>,
+        ctx: &Context<'_, S>,
+    ) -> Option<Parent>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        // The registry's parent: the current span, or the one given explicitly.
+        let parent_id = if attrs.is_root() {
+            return None;
+        } else if attrs.is_contextual() {
+            ctx.current_span().id()?.into_u64()
+        } else {
+            attrs.parent()?.into_u64()
+        };
+        if self.token != 0 {
+            if let Some(p) = crate::open::parent(self.token, parent_id) {
+                return Some(p);
+            }
+        }
+        let parent = span.parent()?;
+        let p = {
+            let ext = parent.extensions();
+            let r = ext.get::<SpanRecord>()?;
+            r.tx.mark_child();
+            r.as_parent()
+        };
+        if self.token != 0 {
+            // The parent now has a child: its transaction is final.
+            crate::open::set_parent(self.token, parent.id().into_u64(), p);
+        }
+        Some(p)
+    }
+}
+
+fn update_live(tx: &TxState, fields: &Fields) {
     let mut l = tx.live.lock();
-    l.endpoint = fields.endpoint(name).into_owned();
+    l.endpoint = fields.endpoint();
     if let Some(m) = fields.get(&["http.request.method", "http.method"]) {
         l.http_method = m.to_string();
     }
     if let Some(a) = fields.get(&["client.address", "http.client_ip", "net.peer.ip"]) {
         l.client_address = a.to_string();
+    }
+}
+
+/// The statement or URL shown for a running SQL or external call.
+#[inline(never)]
+fn activity_text(category: Category, fields: &Fields) -> Option<String> {
+    let name = fields.meta.name();
+    match category {
+        Category::Sql => Some(fields.sql().unwrap_or(name).to_string()),
+        Category::External => Some(fields.url().unwrap_or_else(|| name.to_string())),
+        Category::Method | Category::Entry => None,
     }
 }
 
@@ -210,60 +273,19 @@ where
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        let meta = attrs.metadata();
-        let mut fields = Fields {
-            tower_http: meta.target().starts_with("tower_http"),
-            ..Fields::default()
-        };
-        attrs.record(&mut Recorder(&mut fields));
+        let mut fields = Fields::new(attrs.metadata());
+        attrs.record(&mut fields);
         let start = now_unix_nano();
         let span_id = next_u64();
-        let mut parent_activity = (ActivityKind::Method, "", 0);
-        let parent = span.parent().and_then(|p| {
-            p.extensions().get::<SpanRecord>().map(|r| {
-                let name = if r.category == Category::Entry {
-                    ""
-                } else {
-                    r.name
-                };
-                let kind = match r.category {
-                    Category::Sql => ActivityKind::Sql,
-                    Category::External => ActivityKind::External,
-                    _ => ActivityKind::Method,
-                };
-                parent_activity = (kind, name, r.start_unix_nano);
-                r.tx.mark_child();
-                (r.tx.clone(), r.span_id)
-            })
-        });
-        let category = fields.category(meta.name(), meta.target(), parent.is_none());
-        let (tx, parent_span_id) = match (category, parent) {
+        let parent = self.parent(attrs, &span, &ctx);
+        let category = fields.category(parent.is_none());
+        let (tx, parent_span_id, parent_doing) = match (category, &parent) {
             (Category::Entry, parent) => {
-                let (trace_id, parent_span_id, sampled) =
-                    match (fields.traceparent.as_deref(), &parent) {
-                        (Some(tp), _) => (tp.trace_id, tp.span_id, self.shared.sampled_remote(tp)),
-                        (None, Some((ptx, pid))) => (ptx.trace_id, *pid, ptx.sampled),
-                        (None, None) => {
-                            let t = next_trace_id();
-                            (t, 0, self.shared.sampled(t))
-                        }
-                    };
-                if fields.tower_http || fields.traceparent.is_some() {
-                    fields.otel_kind.get_or_insert(OtelKind::Server);
-                }
-                let tx = Arc::new(TxState::new(
-                    trace_id,
-                    span_id,
-                    start,
-                    sampled,
-                    String::new(),
-                ));
-                update_live(&tx, &fields, meta.name());
-                self.shared.active.insert(tx.clone());
-                self.shared.entries.insert(id.into_u64());
-                (tx, parent_span_id)
+                let (tx, pid) =
+                    self.start_transaction(&mut fields, span_id, start, parent.as_ref(), id);
+                (tx, pid, None)
             }
-            (_, Some((tx, pid))) => (tx, pid),
+            (_, Some(p)) => (TxRef::Child(p.tx), p.span_id, Some(p.doing)),
             // Not reachable: a span without a known parent is an entry.
             (_, None) => return,
         };
@@ -271,35 +293,48 @@ where
             tx,
             span_id,
             parent_span_id,
-            name: meta.name(),
-            target: meta.target(),
+            start_unix_nano: start,
             category,
             fields,
-            start_unix_nano: start,
-            errors: Vec::new(),
-            parent_activity,
+            parent_doing,
+            retired: None,
         };
-        if category != Category::Entry {
-            let (kind, detail) = rec.activity();
-            rec.tx.set_activity(span_id, kind, detail, start);
+        match category {
+            Category::Entry => {}
+            Category::Method => rec.tx.set_activity(rec.doing(), None),
+            _ => rec
+                .tx
+                .set_activity(rec.doing(), activity_text(category, &rec.fields)),
         }
-        span.extensions_mut().insert(rec);
+        let mut ext = span.extensions_mut();
+        ext.insert(rec);
+        if self.token != 0 {
+            if let Some(rec) = ext.get_mut::<SpanRecord>() {
+                let parent = (category != Category::Entry).then(|| rec.as_parent());
+                crate::open::remember(self.token, id.into_u64(), NonNull::from(rec), parent);
+            }
+        }
+    }
+
+    fn on_layer(&mut self, subscriber: &mut S) {
+        let registry = TypeId::of::<tracing_subscriber::Registry>();
+        // SAFETY: `downcast_raw` is only called to test for the type, not to cast.
+        if unsafe { subscriber.downcast_raw(registry) }.is_some() {
+            self.token = crate::open::new_token();
+        }
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
         // Record outside the extensions lock: a field's `Debug` impl is user code and
         // may itself use tracing (or `current_traceparent`) on this span.
-        let mut later = Fields {
-            tower_http: span.metadata().target().starts_with("tower_http"),
-            ..Fields::default()
-        };
-        values.record(&mut Recorder(&mut later));
+        let mut later = Fields::new(span.metadata());
+        values.record(&mut later);
         let mut ext = span.extensions_mut();
         let Some(rec) = ext.get_mut::<SpanRecord>() else {
             return;
         };
-        let remote = later.traceparent.as_deref().copied();
+        let remote = later.traceparent().copied();
         rec.fields.merge(later);
         if rec.category != Category::Entry {
             return;
@@ -307,7 +342,7 @@ where
         if let Some(tp) = remote {
             self.continue_remote_trace(rec, tp);
         }
-        update_live(&rec.tx, &rec.fields, rec.name);
+        update_live(&rec.tx, &rec.fields);
     }
 
     #[inline]
@@ -343,7 +378,7 @@ where
         };
         if let Some(status) = ef.status.filter(|_| tower) {
             rec.fields
-                .set("http.response.status_code", AttrValue::I64(status));
+                .set(Key::HttpResponseStatusCode, Value::I64(status));
         }
         if !is_error {
             return;
@@ -355,8 +390,9 @@ where
                 live.first_error = Some((error_type.clone(), ef.message.clone()));
             }
         }
-        rec.fields.error.get_or_insert_with(|| ef.message.clone());
-        rec.errors.push(ErrorEvent {
+        let rare = rec.fields.rare_mut();
+        rare.error.get_or_insert_with(|| ef.message.clone());
+        rare.errors.push(ErrorEvent {
             time_unix_nano: now_unix_nano(),
             error_type,
             message: ef.message,
@@ -364,13 +400,30 @@ where
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        if self.token != 0 {
+            if let Some(mut rec) = crate::open::take(self.token, id.into_u64()) {
+                // SAFETY: the record of this span, created on this thread (see
+                // `open.rs`). It is still in the registry's extensions (they are cleared
+                // after `on_close`), and no other thread can reach the span: its
+                // reference count is zero, so this is the only access.
+                return self.close(unsafe { rec.as_mut() }, &id);
+            }
+        }
         let Some(span) = ctx.span(&id) else { return };
         let mut ext = span.extensions_mut();
         // The record stays in place (the registry frees it with the span); only its
-        // parts move out, not the whole record.
-        let Some(rec) = ext.get_mut::<SpanRecord>() else {
-            return;
-        };
+        // fields move out.
+        if let Some(rec) = ext.get_mut::<SpanRecord>() {
+            self.close(rec, &id);
+        }
+    }
+}
+
+impl TernLayer {
+    /// Ends a span: the live view and the transaction index are updated, its fields go
+    /// to the exporter.
+    #[inline]
+    fn close(&self, rec: &mut SpanRecord, id: &Id) {
         let end = now_unix_nano();
         let export = match rec.category {
             Category::Entry => {
@@ -378,20 +431,12 @@ where
                 self.shared.entries.remove(id.into_u64());
                 if let Some(ns) = rec.tx.cpu_ns() {
                     let us = i64::try_from(ns / 1_000).unwrap_or(i64::MAX);
-                    rec.fields.set(CPU_TIME_US, AttrValue::I64(us));
+                    rec.fields.set(Key::CpuTimeUs, Value::I64(us));
                 }
                 true
             }
             _ => {
-                let (kind, name, since) = rec.parent_activity;
-                rec.tx.end_activity(rec.span_id, || {
-                    let detail = if name.is_empty() {
-                        Detail::None
-                    } else {
-                        Detail::Static(name)
-                    };
-                    Some((rec.parent_span_id, kind, detail, since))
-                });
+                rec.tx.end_activity(rec.span_id, rec.parent_doing);
                 if !rec.tx.sampled && self.profile_threshold() > 0 {
                     let span = FinishedSpan::take(rec, end, None);
                     if !rec.tx.hold(span) {
@@ -404,7 +449,7 @@ where
         if !export {
             return;
         }
-        let first_error = if rec.category == Category::Entry && rec.fields.error.is_none() {
+        let first_error = if rec.category == Category::Entry && rec.fields.error().is_none() {
             rec.tx.live.lock().first_error.clone()
         } else {
             None
@@ -451,54 +496,6 @@ pub fn current_traceparent() -> Option<TraceParent> {
         })
     })
     .flatten()
-}
-
-impl FinishedSpan {
-    /// Moves the exportable parts out of a closing span's record.
-    fn take(rec: &mut SpanRecord, end: u64, first_error: Option<(String, String)>) -> FinishedSpan {
-        let name = rec.name;
-        let category = rec.category;
-        let mut errors = std::mem::take(&mut rec.errors);
-        let fields = &mut rec.fields;
-        if let Some((error_type, message)) = first_error {
-            fields.error = Some(message.clone());
-            if errors.is_empty() {
-                errors.push(ErrorEvent {
-                    time_unix_nano: end,
-                    error_type,
-                    message,
-                });
-            }
-        }
-        let name: Cow<'static, str> = match (&fields.otel_name, category) {
-            (Some(n), _) => Cow::Owned(n.clone()),
-            // HTTP server spans are named `{method} {route}` (OpenTelemetry HTTP
-            // conventions), whatever the span was called in code.
-            (None, Category::Entry)
-                if fields.tower_http
-                    || fields
-                        .get(&["http.request.method", "http.method"])
-                        .is_some() =>
-            {
-                fields.endpoint(name)
-            }
-            _ => Cow::Borrowed(name),
-        };
-        FinishedSpan {
-            trace_id: rec.tx.trace_id,
-            span_id: rec.span_id,
-            parent_span_id: rec.parent_span_id,
-            name,
-            target: rec.target,
-            category,
-            otel_kind: fields.otel_kind,
-            error: fields.error.take(),
-            attrs: std::mem::take(&mut fields.attrs),
-            errors,
-            start_unix_nano: rec.start_unix_nano,
-            end_unix_nano: end,
-        }
-    }
 }
 
 #[cfg(test)]
@@ -634,11 +631,115 @@ mod tests {
             profile_threshold_ns: AtomicU64::new(profile_threshold_ns),
             parent_based: true,
         });
-        let layer = super::TernLayer { shared };
+        let layer = super::TernLayer { shared, token: 0 };
         tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), f);
         let mut out = Vec::new();
         rx.fill(&mut out, 1_000);
         out
+    }
+
+    /// A layer whose finished spans stay in its queue, and a way to read them.
+    fn layer_and_spans() -> (
+        super::TernLayer,
+        impl FnOnce() -> Vec<crate::export::FinishedSpan>,
+    ) {
+        use std::sync::atomic::AtomicU64;
+        let (queue, mut rx) = crate::queue::Queue::bounded(1_000);
+        let shared = std::sync::Arc::new(super::Shared {
+            active: crate::active::ActiveRegistry::default(),
+            entries: crate::active::EntryIds::default(),
+            queue,
+            counters: crate::export::Counters::default(),
+            sample_ratio: AtomicU64::new(1.0f64.to_bits()),
+            profile_threshold_ns: AtomicU64::new(0),
+            parent_based: true,
+        });
+        let spans = move || {
+            let mut out = Vec::new();
+            rx.fill(&mut out, 1_000);
+            out
+        };
+        (super::TernLayer { shared, token: 0 }, spans)
+    }
+
+    #[test]
+    fn a_span_closed_on_another_thread_is_exported_like_the_others() {
+        let spans = capture(|| {
+            let tx = tracing::info_span!("GET /a", otel.kind = "server");
+            let _e = tx.enter();
+            let moved = tracing::info_span!("moved", n = 1u64);
+            let local = tracing::info_span!("local");
+            let dispatch = tracing::dispatcher::get_default(|d| d.clone());
+            std::thread::spawn(move || {
+                tracing::dispatcher::with_default(&dispatch, || drop(moved))
+            })
+            .join()
+            .unwrap();
+            drop(local);
+        });
+        let find = |name: &str| spans.iter().find(|s| s.name() == name).unwrap();
+        let (tx, moved, local) = (find("GET /a"), find("moved"), find("local"));
+        assert_eq!(spans.len(), 3);
+        for child in [moved, local] {
+            assert_eq!(child.parent_span_id, tx.span_id);
+            assert_eq!(child.trace_id, tx.trace_id);
+        }
+        assert_eq!(moved.fields.get(&["n"]), Some(crate::attrs::Value::I64(1)));
+    }
+
+    #[test]
+    fn spans_created_under_a_span_of_another_thread_join_its_transaction() {
+        let spans = capture(|| {
+            let tx = tracing::info_span!("GET /b", otel.kind = "server");
+            let step = tx.in_scope(|| tracing::info_span!("step"));
+            let _first = tx.in_scope(|| tracing::info_span!("first child"));
+            let dispatch = tracing::dispatcher::get_default(|d| d.clone());
+            let (tx2, step2) = (tx.clone(), step.clone());
+            std::thread::spawn(move || {
+                tracing::dispatcher::with_default(&dispatch, || {
+                    let _explicit = tracing::info_span!(parent: &tx2, "explicit");
+                    let _in_step = step2.in_scope(|| tracing::info_span!("contextual"));
+                })
+            })
+            .join()
+            .unwrap();
+            // Back on the creating thread, both paths again.
+            let _again = step.in_scope(|| tracing::info_span!("again"));
+        });
+        let find = |name: &str| spans.iter().find(|s| s.name() == name).unwrap();
+        let (tx, step) = (find("GET /b"), find("step"));
+        for (name, parent) in [
+            ("step", tx),
+            ("first child", tx),
+            ("explicit", tx),
+            ("contextual", step),
+            ("again", step),
+        ] {
+            let s = find(name);
+            assert_eq!(s.parent_span_id, parent.span_id, "{name}");
+            assert_eq!(s.trace_id, tx.trace_id, "{name}");
+        }
+    }
+
+    #[test]
+    fn two_subscribers_on_one_thread_keep_their_open_spans_apart() {
+        let (layer, spans) = layer_and_spans();
+        let a = tracing::Dispatch::new(tracing_subscriber::registry().with(layer.clone()));
+        let b = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+        let in_a = tracing::dispatcher::with_default(&a, || tracing::info_span!("in_a"));
+        let in_b = tracing::dispatcher::with_default(&b, || tracing::info_span!("in_b"));
+        assert_eq!(
+            in_a.id(),
+            in_b.id(),
+            "two fresh registries give the same first id"
+        );
+        // `in_b`, created last, holds the table's entry for this id: closing `in_a`
+        // must not find it.
+        tracing::dispatcher::with_default(&a, || drop(in_a));
+        tracing::dispatcher::with_default(&b, || drop(in_b));
+        let mut names: Vec<String> = spans().iter().map(|s| s.name().to_string()).collect();
+        names.sort();
+        assert_eq!(names, ["in_a", "in_b"]);
     }
 
     /// Keeps this thread on the CPU for `ns` of its own CPU time.
@@ -650,10 +751,10 @@ mod tests {
     }
 
     fn cpu_us(span: &crate::export::FinishedSpan) -> Option<i64> {
-        span.attrs.iter().find_map(|(k, v)| match v {
-            crate::classify::AttrValue::I64(us) if *k == super::CPU_TIME_US => Some(*us),
+        match span.fields.get(&[super::CPU_TIME_US])? {
+            crate::attrs::Value::I64(us) => Some(us),
             _ => None,
-        })
+        }
     }
 
     #[test]
@@ -668,17 +769,17 @@ mod tests {
             // Time outside the span is not counted.
             burn_cpu(5_000_000);
         });
-        let entry = spans.iter().find(|s| s.name == "GET /report").unwrap();
+        let entry = spans.iter().find(|s| s.name() == "GET /report").unwrap();
         let us = cpu_us(entry).expect("tern.cpu_time_us on the entry span");
         assert!((4_000..5_000).contains(&us), "{us} µs");
-        let method = spans.iter().find(|s| s.name == "render").unwrap();
+        let method = spans.iter().find(|s| s.name() == "render").unwrap();
         assert_eq!(cpu_us(method), None, "method spans carry no CPU time");
     }
 
     #[test]
     fn unsampled_transactions_over_the_profile_threshold_export_their_call_tree() {
         let names = |spans: Vec<crate::export::FinishedSpan>| -> Vec<String> {
-            let mut v: Vec<String> = spans.iter().map(|s| s.name.to_string()).collect();
+            let mut v: Vec<String> = spans.iter().map(|s| s.name().to_string()).collect();
             v.sort();
             v
         };

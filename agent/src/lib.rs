@@ -30,6 +30,7 @@
 //! collector, retrying with backoff while it is down. Dropping the [`Guard`] flushes.
 
 mod active;
+mod attrs;
 mod classify;
 mod clock;
 mod config;
@@ -37,8 +38,10 @@ mod export;
 mod ids;
 mod layer;
 mod live;
+mod open;
 mod otlp;
 mod queue;
+mod record;
 
 pub mod forwarder;
 
@@ -89,6 +92,6 @@ impl Builder {
             parent_based: config.parent_based,
         });
         let guard = export::start(config, shared.clone(), rx)?;
-        Ok((TernLayer { shared }, guard))
+        Ok((TernLayer { shared, token: 0 }, guard))
     }
 }

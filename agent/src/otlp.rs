@@ -9,7 +9,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::encoding::{encoded_len_varint, WireType};
 use prost::Message;
 
-use crate::classify::{AttrValue, Category, OtelKind};
+use crate::classify::{Category, OtelKind, Value};
 use crate::export::FinishedSpan;
 
 /// The resource attributes of this process.
@@ -47,7 +47,7 @@ fn kind(span: &FinishedSpan) -> u64 {
     const CLIENT: u64 = 3;
     const PRODUCER: u64 = 4;
     const CONSUMER: u64 = 5;
-    match (span.otel_kind, span.category) {
+    match (span.fields.otel_kind, span.category) {
         (Some(OtelKind::Server), _) => SERVER,
         (Some(OtelKind::Consumer), _) => CONSUMER,
         (Some(OtelKind::Producer), _) => PRODUCER,
@@ -88,40 +88,29 @@ fn put_varint(buf: &mut Vec<u8>, tag: u32, v: u64) {
     encode_varint(v, buf);
 }
 
-/// A borrowed attribute value.
-enum Val<'a> {
-    Str(&'a str),
-    I64(i64),
-    F64(f64),
-    Bool(bool),
+/// Protobuf encoding of an attribute value (`AnyValue`).
+trait AnyValueEncoding {
+    fn len(&self) -> usize;
+    fn encode(&self, buf: &mut Vec<u8>);
 }
 
-impl Val<'_> {
-    fn of(v: &AttrValue) -> Val<'_> {
-        match v {
-            AttrValue::Str(s) => Val::Str(s.as_str()),
-            AttrValue::I64(i) => Val::I64(*i),
-            AttrValue::F64(f) => Val::F64(*f),
-            AttrValue::Bool(b) => Val::Bool(*b),
-        }
-    }
-
+impl AnyValueEncoding for Value<'_> {
     /// Encoded length of the `AnyValue` message.
     fn len(&self) -> usize {
         match self {
-            Val::Str(s) => 1 + encoded_len_varint(s.len() as u64) + s.len(),
-            Val::I64(i) => 1 + encoded_len_varint(*i as u64),
-            Val::F64(_) => 9,
-            Val::Bool(_) => 2,
+            Value::Str(s) => 1 + encoded_len_varint(s.len() as u64) + s.len(),
+            Value::I64(i) => 1 + encoded_len_varint(*i as u64),
+            Value::F64(_) => 9,
+            Value::Bool(_) => 2,
         }
     }
 
     fn encode(&self, buf: &mut Vec<u8>) {
         match self {
-            Val::Str(s) => put_bytes(buf, 1, s.as_bytes()),
-            Val::Bool(b) => put_varint(buf, 2, *b as u64),
-            Val::I64(i) => put_varint(buf, 3, *i as u64),
-            Val::F64(f) => {
+            Value::Str(s) => put_bytes(buf, 1, s.as_bytes()),
+            Value::Bool(b) => put_varint(buf, 2, *b as u64),
+            Value::I64(i) => put_varint(buf, 3, *i as u64),
+            Value::F64(f) => {
                 encode_key(4, WireType::SixtyFourBit, buf);
                 buf.put_f64_le(*f);
             }
@@ -130,7 +119,7 @@ impl Val<'_> {
 }
 
 /// A `KeyValue` as field `tag` of the enclosing message.
-fn put_kv(buf: &mut Vec<u8>, tag: u32, key: &str, v: Val<'_>) {
+fn put_kv(buf: &mut Vec<u8>, tag: u32, key: &str, v: Value<'_>) {
     let vlen = v.len();
     let len = 1
         + encoded_len_varint(key.len() as u64)
@@ -191,24 +180,25 @@ impl RequestEncoder {
         if f.parent_span_id != 0 {
             put_bytes(b, 4, &f.parent_span_id.to_be_bytes());
         }
-        put_bytes(b, 5, f.name.as_bytes());
+        put_bytes(b, 5, f.name().as_bytes());
         put_varint(b, 6, kind(f));
         put_fixed64(b, 7, f.start_unix_nano);
         put_fixed64(b, 8, f.end_unix_nano.max(f.start_unix_nano));
-        for (k, v) in &f.attrs {
-            put_kv(b, 9, k, Val::of(v));
+        for (k, v) in f.fields.iter() {
+            put_kv(b, 9, k, v);
         }
-        put_kv(b, 9, "code.namespace", Val::Str(f.target));
-        for e in &f.errors {
+        put_kv(b, 9, "code.namespace", Value::Str(f.fields.meta.target()));
+        let rare = f.fields.rare.as_deref();
+        for e in rare.map(|r| &r.errors[..]).unwrap_or_default() {
             let ev = &mut self.event;
             ev.clear();
             put_fixed64(ev, 1, e.time_unix_nano);
             put_bytes(ev, 2, b"exception");
-            put_kv(ev, 3, "exception.type", Val::Str(&e.error_type));
-            put_kv(ev, 3, "exception.message", Val::Str(&e.message));
+            put_kv(ev, 3, "exception.type", Value::Str(&e.error_type));
+            put_kv(ev, 3, "exception.message", Value::Str(&e.message));
             put_bytes(b, 11, ev);
         }
-        if let Some(message) = &f.error {
+        if let Some(message) = rare.and_then(|r| r.error.as_ref()) {
             let ev = &mut self.event;
             ev.clear();
             if !message.is_empty() {
@@ -256,36 +246,35 @@ impl RequestEncoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::classify::{Attrs, ErrorEvent, Text};
+    use crate::classify::ErrorEvent;
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
     use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
-    use std::borrow::Cow;
 
     fn finished(error: bool) -> FinishedSpan {
-        let mut attrs = Attrs::new();
-        attrs.push(("db.query.text", AttrValue::Str(Text::new(&"x".repeat(300)))));
-        attrs.push(("rows", AttrValue::I64(-3)));
-        attrs.push(("ratio", AttrValue::F64(0.5)));
-        attrs.push(("cached", AttrValue::Bool(true)));
+        let mut fields = crate::classify::testing::capture(|| {
+            let _ = tracing::info_span!(
+                "query",
+                db.query.text = "x".repeat(300).as_str(),
+                rows = -3i64,
+                ratio = 0.5,
+                cached = true
+            );
+        });
+        if error {
+            let rare = fields.rare_mut();
+            rare.error = Some("boom".to_string());
+            rare.errors.push(ErrorEvent {
+                time_unix_nano: 5,
+                error_type: "E".into(),
+                message: "boom".into(),
+            });
+        }
         FinishedSpan {
             trace_id: 0x0102030405060708090a0b0c0d0e0f10,
             span_id: 0x1112131415161718,
             parent_span_id: if error { 0 } else { 0x2122232425262728 },
-            name: Cow::Borrowed("query"),
-            target: "app::db",
             category: Category::Sql,
-            otel_kind: None,
-            error: error.then(|| "boom".to_string()),
-            attrs,
-            errors: if error {
-                vec![ErrorEvent {
-                    time_unix_nano: 5,
-                    error_type: "E".into(),
-                    message: "boom".into(),
-                }]
-            } else {
-                Vec::new()
-            },
+            fields,
             start_unix_nano: 10,
             end_unix_nano: 20,
         }

@@ -1,10 +1,11 @@
 //! The bounded hand-off of finished spans from application threads to the exporter
 //! thread, in per-thread batches.
 //!
-//! Each application thread appends finished spans to its own buffer (a lock that only
-//! it and, once per export interval, the exporter ever take: uncontended; the
-//! application only tries it and, in the rare moment the exporter holds it, sends its
-//! span alone instead of waiting). A full buffer
+//! Each application thread appends finished spans to its own buffer (a flag lock that
+//! only it and, once per export interval, the exporter ever take: uncontended, one
+//! atomic swap to take and a plain store to release; the application only tries it
+//! and, in the rare moment the exporter holds it, sends its span alone instead of
+//! waiting). A full buffer
 //! of [`BATCH`] spans goes to the exporter in one channel operation, so the shared
 //! channel and its cache lines are touched once per batch instead of once per span; the
 //! exporter sends the emptied buffers back for reuse (no allocation in steady state).
@@ -17,11 +18,12 @@
 //! A batch that finds the channel full is dropped and counted, as is anything pushed
 //! after the exporter stopped.
 
+use std::cell::UnsafeCell;
+use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crossbeam_channel::{Receiver as ChannelRx, Sender, TrySendError};
-use parking_lot::Mutex;
 use thread_local::ThreadLocal;
 
 use crate::export::{Counters, FinishedSpan};
@@ -31,9 +33,75 @@ pub(crate) const BATCH: usize = 64;
 
 type Batch = Vec<FinishedSpan>;
 
+/// One application thread's buffer behind a flag lock.
+struct Local {
+    busy: AtomicBool,
+    buf: UnsafeCell<Batch>,
+}
+
+// SAFETY: `buf` is only reached through a `LocalGuard`, which exists while `busy` is
+// held by its creator alone.
+unsafe impl Sync for Local {}
+
+impl Local {
+    fn new() -> Local {
+        Local {
+            busy: AtomicBool::new(false),
+            buf: UnsafeCell::new(Vec::with_capacity(BATCH)),
+        }
+    }
+
+    #[inline]
+    fn try_lock(&self) -> Option<LocalGuard<'_>> {
+        (!self.busy.swap(true, Ordering::Acquire)).then_some(LocalGuard(self))
+    }
+
+    /// The exporter's side: the application holds the flag for a few instructions.
+    fn lock(&self) -> LocalGuard<'_> {
+        loop {
+            if let Some(g) = self.try_lock() {
+                return g;
+            }
+            std::thread::yield_now();
+        }
+    }
+}
+
+impl std::fmt::Debug for Local {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Local")
+            .field("busy", &self.busy)
+            .finish_non_exhaustive()
+    }
+}
+
+struct LocalGuard<'a>(&'a Local);
+
+impl Deref for LocalGuard<'_> {
+    type Target = Batch;
+    fn deref(&self) -> &Batch {
+        // SAFETY: this guard holds the flag.
+        unsafe { &*self.0.buf.get() }
+    }
+}
+
+impl DerefMut for LocalGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Batch {
+        // SAFETY: this guard holds the flag.
+        unsafe { &mut *self.0.buf.get() }
+    }
+}
+
+impl Drop for LocalGuard<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        self.0.busy.store(false, Ordering::Release);
+    }
+}
+
 #[derive(Debug)]
 struct Inner {
-    locals: ThreadLocal<Mutex<Batch>>,
+    locals: ThreadLocal<Local>,
     full: Sender<Batch>,
     spare_tx: Sender<Batch>,
     spare_rx: ChannelRx<Batch>,
@@ -103,9 +171,7 @@ impl Queue {
             counters.add_dropped(1);
             return;
         }
-        let local = inner
-            .locals
-            .get_or(|| Mutex::new(Vec::with_capacity(BATCH)));
+        let local = inner.locals.get_or(Local::new);
         // Only the exporter ever holds this lock besides us, for a swap; if it holds it
         // now (even preempted), do not wait: send this span alone.
         let Some(mut buf) = local.try_lock() else {
@@ -213,21 +279,15 @@ impl Drop for Receiver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::classify::{Attrs, Category};
-    use std::borrow::Cow;
+    use crate::classify::Category;
 
     fn span(id: u64) -> FinishedSpan {
         FinishedSpan {
             trace_id: 1,
             span_id: id,
             parent_span_id: 0,
-            name: Cow::Borrowed("s"),
-            target: "t",
             category: Category::Method,
-            otel_kind: None,
-            error: None,
-            attrs: Attrs::new(),
-            errors: Vec::new(),
+            fields: crate::classify::testing::capture(|| drop(tracing::info_span!("s"))),
             start_unix_nano: 1,
             end_unix_nano: 2,
         }
