@@ -12,37 +12,12 @@ use std::fmt;
 
 use tracing_core::Metadata;
 
+/// A borrowed attribute value: the OTLP writer's (`tern_php_wire::otlp`), so a span's
+/// attributes are written as they are read.
+pub use tern_php_wire::otlp::Value;
+
 /// A span's callsite metadata: its name, target and field names.
 pub(crate) type Meta = &'static Metadata<'static>;
-
-/// A borrowed attribute value.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Value<'a> {
-    Str(&'a str),
-    I64(i64),
-    F64(f64),
-    Bool(bool),
-}
-
-impl<'a> Value<'a> {
-    pub(crate) fn as_str(&self) -> Option<&'a str> {
-        match self {
-            Value::Str(s) => Some(s),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for Value<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Value::Str(s) => f.write_str(s),
-            Value::I64(v) => write!(f, "{v}"),
-            Value::F64(v) => write!(f, "{v}"),
-            Value::Bool(v) => write!(f, "{v}"),
-        }
-    }
-}
 
 /// Keys the agent writes itself, beyond the callsite's own fields (key bytes from
 /// [`Key::FIRST`] on).

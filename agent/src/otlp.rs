@@ -3,146 +3,48 @@
 //! `opentelemetry-proto` structs (about ten small allocations per span); the bytes are
 //! sent as is by a pass-through gRPC codec and reused as is by retries.
 
-use bytes::{BufMut, Bytes};
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use prost::encoding::{encoded_len_varint, WireType};
-use prost::Message;
+use bytes::Bytes;
+use tern_php_wire::otlp::{
+    kind as span_kind, put_bytes, put_error_status, put_exception_event, put_fixed64, put_kv,
+    put_varint, span as field, Envelope, Value,
+};
 
-use crate::classify::{Category, OtelKind, Value};
+use crate::classify::{Category, OtelKind};
 use crate::export::FinishedSpan;
 
-/// The resource attributes of this process.
-pub(crate) fn resource(service: &str, instance: &str) -> Resource {
-    let s = |key: &str, v: &str| KeyValue {
-        key: key.to_string(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(v.to_string())),
-        }),
-        ..Default::default()
-    };
-    Resource {
-        attributes: vec![
-            s("service.name", service),
-            s("service.instance.id", instance),
-            s("telemetry.sdk.name", "tern-agent"),
-            s("telemetry.sdk.language", "rust"),
-            s("telemetry.sdk.version", env!("CARGO_PKG_VERSION")),
-            KeyValue {
-                key: "process.pid".into(),
-                value: Some(AnyValue {
-                    value: Some(any_value::Value::IntValue(std::process::id() as i64)),
-                }),
-                ..Default::default()
-            },
+/// The envelope (resource attributes, scope) of this process.
+fn envelope(service: &str, instance: &str) -> Envelope {
+    Envelope::new(
+        &[
+            ("service.name", Value::Str(service)),
+            ("service.instance.id", Value::Str(instance)),
+            ("telemetry.sdk.name", Value::Str("tern-agent")),
+            ("telemetry.sdk.language", Value::Str("rust")),
+            (
+                "telemetry.sdk.version",
+                Value::Str(env!("CARGO_PKG_VERSION")),
+            ),
+            ("process.pid", Value::I64(std::process::id() as i64)),
         ],
-        ..Default::default()
-    }
+        "tern-agent",
+        env!("CARGO_PKG_VERSION"),
+    )
 }
 
 /// OTLP `SpanKind` numbers.
 fn kind(span: &FinishedSpan) -> u64 {
-    const INTERNAL: u64 = 1;
-    const SERVER: u64 = 2;
-    const CLIENT: u64 = 3;
-    const PRODUCER: u64 = 4;
-    const CONSUMER: u64 = 5;
     match (span.fields.otel_kind, span.category) {
-        (Some(OtelKind::Server), _) => SERVER,
-        (Some(OtelKind::Consumer), _) => CONSUMER,
-        (Some(OtelKind::Producer), _) => PRODUCER,
-        (Some(OtelKind::Client), _) | (_, Category::Sql | Category::External) => CLIENT,
-        (Some(OtelKind::Internal), _) | (None, _) => INTERNAL,
+        (Some(OtelKind::Server), _) => span_kind::SERVER,
+        (Some(OtelKind::Consumer), _) => span_kind::CONSUMER,
+        (Some(OtelKind::Producer), _) => span_kind::PRODUCER,
+        (Some(OtelKind::Client), _) | (_, Category::Sql | Category::External) => span_kind::CLIENT,
+        (Some(OtelKind::Internal), _) | (None, _) => span_kind::INTERNAL,
     }
-}
-
-/// A protobuf varint (prost's generic `encode_varint` costs several times more on a
-/// `Vec`: this runs ~20 times per span on the exporter thread).
-#[inline]
-fn encode_varint(mut v: u64, buf: &mut Vec<u8>) {
-    while v >= 0x80 {
-        buf.push(v as u8 | 0x80);
-        v >>= 7;
-    }
-    buf.push(v as u8);
-}
-
-#[inline]
-fn encode_key(tag: u32, wire_type: WireType, buf: &mut Vec<u8>) {
-    encode_varint(u64::from(tag << 3 | wire_type as u32), buf);
-}
-
-fn put_bytes(buf: &mut Vec<u8>, tag: u32, b: &[u8]) {
-    encode_key(tag, WireType::LengthDelimited, buf);
-    encode_varint(b.len() as u64, buf);
-    buf.put_slice(b);
-}
-
-fn put_fixed64(buf: &mut Vec<u8>, tag: u32, v: u64) {
-    encode_key(tag, WireType::SixtyFourBit, buf);
-    buf.put_u64_le(v);
-}
-
-fn put_varint(buf: &mut Vec<u8>, tag: u32, v: u64) {
-    encode_key(tag, WireType::Varint, buf);
-    encode_varint(v, buf);
-}
-
-/// Protobuf encoding of an attribute value (`AnyValue`).
-trait AnyValueEncoding {
-    fn len(&self) -> usize;
-    fn encode(&self, buf: &mut Vec<u8>);
-}
-
-impl AnyValueEncoding for Value<'_> {
-    /// Encoded length of the `AnyValue` message.
-    fn len(&self) -> usize {
-        match self {
-            Value::Str(s) => 1 + encoded_len_varint(s.len() as u64) + s.len(),
-            Value::I64(i) => 1 + encoded_len_varint(*i as u64),
-            Value::F64(_) => 9,
-            Value::Bool(_) => 2,
-        }
-    }
-
-    fn encode(&self, buf: &mut Vec<u8>) {
-        match self {
-            Value::Str(s) => put_bytes(buf, 1, s.as_bytes()),
-            Value::Bool(b) => put_varint(buf, 2, *b as u64),
-            Value::I64(i) => put_varint(buf, 3, *i as u64),
-            Value::F64(f) => {
-                encode_key(4, WireType::SixtyFourBit, buf);
-                buf.put_f64_le(*f);
-            }
-        }
-    }
-}
-
-/// A `KeyValue` as field `tag` of the enclosing message.
-fn put_kv(buf: &mut Vec<u8>, tag: u32, key: &str, v: Value<'_>) {
-    let vlen = v.len();
-    let len = 1
-        + encoded_len_varint(key.len() as u64)
-        + key.len()
-        + 1
-        + encoded_len_varint(vlen as u64)
-        + vlen;
-    encode_key(tag, WireType::LengthDelimited, buf);
-    encode_varint(len as u64, buf);
-    put_bytes(buf, 1, key.as_bytes());
-    encode_key(2, WireType::LengthDelimited, buf);
-    encode_varint(vlen as u64, buf);
-    v.encode(buf);
 }
 
 /// Turns batches of finished spans into request bytes, reusing its buffers.
 pub(crate) struct RequestEncoder {
-    /// `ResourceSpans.resource` (field 1), encoded once.
-    resource: Vec<u8>,
-    /// `ScopeSpans.scope` (field 1), encoded once.
-    scope: Vec<u8>,
-    /// The request header, written last.
-    head: Vec<u8>,
+    envelope: Envelope,
     /// Bytes of spans in the last request: the next one's first capacity.
     last_len: usize,
     span: Vec<u8>,
@@ -151,21 +53,8 @@ pub(crate) struct RequestEncoder {
 
 impl RequestEncoder {
     pub(crate) fn new(service: &str, instance: &str) -> RequestEncoder {
-        let mut resource = Vec::new();
-        put_bytes(
-            &mut resource,
-            1,
-            &self::resource(service, instance).encode_to_vec(),
-        );
-        let mut scope_msg = Vec::new();
-        put_bytes(&mut scope_msg, 1, b"tern-agent");
-        put_bytes(&mut scope_msg, 2, env!("CARGO_PKG_VERSION").as_bytes());
-        let mut scope = Vec::new();
-        put_bytes(&mut scope, 1, &scope_msg);
         RequestEncoder {
-            resource,
-            scope,
-            head: Vec::new(),
+            envelope: envelope(service, instance),
             last_len: 0,
             span: Vec::new(),
             event: Vec::new(),
@@ -175,70 +64,42 @@ impl RequestEncoder {
     fn encode_span(&mut self, f: &FinishedSpan) {
         let b = &mut self.span;
         b.clear();
-        put_bytes(b, 1, &f.trace_id.to_be_bytes());
-        put_bytes(b, 2, &f.span_id.to_be_bytes());
+        put_bytes(b, field::TRACE_ID, &f.trace_id.to_be_bytes());
+        put_bytes(b, field::SPAN_ID, &f.span_id.to_be_bytes());
         if f.parent_span_id != 0 {
-            put_bytes(b, 4, &f.parent_span_id.to_be_bytes());
+            put_bytes(b, field::PARENT_SPAN_ID, &f.parent_span_id.to_be_bytes());
         }
-        put_bytes(b, 5, f.name().as_bytes());
-        put_varint(b, 6, kind(f));
-        put_fixed64(b, 7, f.start_unix_nano);
-        put_fixed64(b, 8, f.end_unix_nano.max(f.start_unix_nano));
+        put_bytes(b, field::NAME, f.name().as_bytes());
+        put_varint(b, field::KIND, kind(f));
+        put_fixed64(b, field::START, f.start_unix_nano);
+        put_fixed64(b, field::END, f.end_unix_nano.max(f.start_unix_nano));
         for (k, v) in f.fields.iter() {
-            put_kv(b, 9, k, v);
+            put_kv(b, field::ATTRIBUTES, k, v);
         }
-        put_kv(b, 9, "code.namespace", Value::Str(f.fields.meta.target()));
+        let target = Value::Str(f.fields.meta.target());
+        put_kv(b, field::ATTRIBUTES, "code.namespace", target);
         let rare = f.fields.rare.as_deref();
         for e in rare.map(|r| &r.errors[..]).unwrap_or_default() {
             let ev = &mut self.event;
-            ev.clear();
-            put_fixed64(ev, 1, e.time_unix_nano);
-            put_bytes(ev, 2, b"exception");
-            put_kv(ev, 3, "exception.type", Value::Str(&e.error_type));
-            put_kv(ev, 3, "exception.message", Value::Str(&e.message));
-            put_bytes(b, 11, ev);
+            put_exception_event(b, ev, e.time_unix_nano, &e.error_type, &e.message, None);
         }
         if let Some(message) = rare.and_then(|r| r.error.as_ref()) {
-            let ev = &mut self.event;
-            ev.clear();
-            if !message.is_empty() {
-                put_bytes(ev, 2, message.as_bytes());
-            }
-            put_varint(ev, 3, 2); // STATUS_CODE_ERROR
-            put_bytes(b, 15, ev);
+            put_error_status(b, message);
         }
     }
 
     /// One `ExportTraceServiceRequest` holding `batch`. The spans are written once, into
-    /// the buffer that becomes the request: room for the header (whose lengths are known
-    /// only at the end) is left in front of them and the header is written right-aligned
-    /// into it.
+    /// the buffer that becomes the request, behind room for its header.
     pub(crate) fn encode(&mut self, batch: impl Iterator<Item = FinishedSpan>) -> Bytes {
-        const MAX_LEN_VARINT: usize = 5; // requests stay far below 4 GiB
-        let head_room =
-            1 + MAX_LEN_VARINT + self.resource.len() + 1 + MAX_LEN_VARINT + self.scope.len();
-        let mut out = Vec::with_capacity(head_room + self.last_len);
-        out.resize(head_room, 0);
+        let mut out = Vec::with_capacity(self.envelope.head_room() + self.last_len);
+        self.envelope.begin(&mut out, 0);
         for f in batch {
             self.encode_span(&f);
-            put_bytes(&mut out, 2, &self.span);
+            Envelope::push_span(&mut out, &self.span);
         }
-        let spans_len = out.len() - head_room;
-        let scope_spans_len = self.scope.len() + spans_len;
-        let resource_spans_len =
-            self.resource.len() + 1 + encoded_len_varint(scope_spans_len as u64) + scope_spans_len;
-        let head = &mut self.head;
-        head.clear();
-        encode_key(1, WireType::LengthDelimited, head);
-        encode_varint(resource_spans_len as u64, head);
-        head.put_slice(&self.resource);
-        encode_key(2, WireType::LengthDelimited, head);
-        encode_varint(scope_spans_len as u64, head);
-        head.put_slice(&self.scope);
-        let start = head_room - head.len();
-        out[start..head_room].copy_from_slice(head);
         // The next batch starts with room for one like this (bounded: no huge buffer kept).
-        self.last_len = spans_len.min(4 << 20);
+        self.last_len = (out.len() - self.envelope.head_room()).min(4 << 20);
+        let start = self.envelope.finish(&mut out, 0);
         Bytes::from(out).slice(start..)
     }
 }
@@ -248,7 +109,9 @@ mod tests {
     use super::*;
     use crate::classify::ErrorEvent;
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::any_value;
     use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+    use prost::Message;
 
     fn finished(error: bool) -> FinishedSpan {
         let mut fields = crate::classify::testing::capture(|| {
@@ -327,26 +190,5 @@ mod tests {
         let again = enc.encode([finished(false)].into_iter());
         let req2 = ExportTraceServiceRequest::decode(again).unwrap();
         assert_eq!(req2.resource_spans[0].scope_spans[0].spans[0], *s);
-    }
-
-    #[test]
-    fn varints_match_prost_at_every_length() {
-        for v in [
-            0,
-            1,
-            127,
-            128,
-            300,
-            16_383,
-            16_384,
-            u32::MAX as u64,
-            u64::MAX,
-            -3i64 as u64,
-        ] {
-            let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-            encode_varint(v, &mut ours);
-            prost::encoding::encode_varint(v, &mut theirs);
-            assert_eq!(ours, theirs, "{v}");
-        }
     }
 }
