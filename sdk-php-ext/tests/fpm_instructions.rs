@@ -16,9 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use tern_testkit::php::{
-    extension_path, AppEnv, Forwarder, FpmOptions, HttpTarget, MariaDb, PhpStack,
-};
+use tern_testkit::php::{extension_path, AppServices, Forwarder, FpmOptions, PhpStack};
 use tern_testkit::{Collector, StoreMode};
 
 /// Stops php-fpm gracefully (SIGQUIT to the master: workers finish and exit, so
@@ -75,14 +73,8 @@ fn instructions_per_request_with_and_without_the_extension() {
     let app = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/app");
     let tmp = tempfile::tempdir().unwrap();
     let collector = Collector::start(StoreMode::Embedded, &[]);
-    let db = MariaDb::start(tmp.path());
-    let target = HttpTarget::start();
-    let env = AppEnv {
-        vars: vec![
-            ("APP_MYSQL_SOCKET".into(), db.socket.display().to_string()),
-            ("APP_TARGET_URL".into(), target.url()),
-        ],
-    };
+    let services = AppServices::start(tmp.path());
+    let env = services.env.clone();
     let mut rows = Vec::new();
     for label in ["no extension", "tern.so+forwarder"] {
         let dir = tmp.path().join(label.replace(['.', '+', ' '], "-"));

@@ -19,9 +19,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use tern_testkit::php::{
-    extension_path, AppEnv, Forwarder, FpmOptions, HttpTarget, MariaDb, PhpStack,
-};
+use tern_testkit::php::{extension_path, AppServices, Forwarder, FpmOptions, PhpStack};
 use tern_testkit::{Collector, StoreMode};
 
 struct Round {
@@ -128,14 +126,8 @@ fn wrk_with_and_without_the_extension() {
     let app = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/app");
     let tmp = tempfile::tempdir().unwrap();
     let collector = Collector::start(StoreMode::Embedded, &[]);
-    let db = MariaDb::start(tmp.path());
-    let target = HttpTarget::start();
-    let env = AppEnv {
-        vars: vec![
-            ("APP_MYSQL_SOCKET".into(), db.socket.display().to_string()),
-            ("APP_TARGET_URL".into(), target.url()),
-        ],
-    };
+    let services = AppServices::start(tmp.path());
+    let env = services.env.clone();
     let tern_ini_of = |ext: &PathBuf, dir: &std::path::Path, socket: &std::path::Path| FpmOptions {
         extension: Some(ext.clone()),
         ini: vec![

@@ -407,6 +407,30 @@ pub struct PhpStack {
     nginx: Proc,
 }
 
+/// What the test app's database and HTTP endpoints talk to: a MariaDB in `dir` and an
+/// HTTP target, and the app's environment naming them (`APP_MYSQL_SOCKET`,
+/// `APP_TARGET_URL`).
+pub struct AppServices {
+    pub db: MariaDb,
+    pub target: HttpTarget,
+    pub env: AppEnv,
+}
+
+impl AppServices {
+    /// Starts MariaDB (in `dir`) and the HTTP target.
+    pub fn start(dir: &Path) -> AppServices {
+        let db = MariaDb::start(dir);
+        let target = HttpTarget::start();
+        let env = AppEnv {
+            vars: vec![
+                ("APP_MYSQL_SOCKET".into(), db.socket.display().to_string()),
+                ("APP_TARGET_URL".into(), target.url()),
+            ],
+        };
+        AppServices { db, target, env }
+    }
+}
+
 /// Values the test app reads from `$_SERVER` (set as FastCGI parameters by nginx).
 #[derive(Debug, Clone, Default)]
 pub struct AppEnv {
