@@ -16,7 +16,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use tern_testkit::php::{extension_path, AppServices, Forwarder, FpmOptions, PhpStack};
+use tern_testkit::php::{
+    bench_extension, bench_setting, AppServices, Forwarder, FpmOptions, PhpStack,
+};
 use tern_testkit::{Collector, StoreMode};
 
 /// Stops php-fpm gracefully (SIGQUIT to the master: workers finish and exit, so
@@ -63,13 +65,8 @@ fn stop_and_count(dir: &Path) -> (u64, Vec<PathBuf>) {
 #[test]
 #[ignore = "benchmark: run by hand, see the module docs"]
 fn instructions_per_request_with_and_without_the_extension() {
-    let requests: u64 = std::env::var("TERN_BENCH_REQUESTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(200);
-    let ext = std::env::var("TERN_PHP_EXTENSION")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| extension_path());
+    let requests: u64 = bench_setting("TERN_BENCH_REQUESTS", 200);
+    let ext = bench_extension();
     let app = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/app");
     let tmp = tempfile::tempdir().unwrap();
     let collector = Collector::start(StoreMode::Embedded, &[]);

@@ -19,7 +19,9 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use tern_testkit::php::{extension_path, AppServices, Forwarder, FpmOptions, PhpStack};
+use tern_testkit::php::{
+    bench_extension, bench_setting, AppServices, Forwarder, FpmOptions, PhpStack,
+};
 use tern_testkit::{Collector, StoreMode};
 
 struct Round {
@@ -112,17 +114,9 @@ fn peak(stack: &PhpStack) -> f64 {
 #[test]
 #[ignore = "benchmark: run by hand, see the module docs"]
 fn wrk_with_and_without_the_extension() {
-    let seconds: u64 = std::env::var("TERN_BENCH_SECONDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20);
-    let rounds: usize = std::env::var("TERN_BENCH_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
-    let ext = std::env::var("TERN_PHP_EXTENSION")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| extension_path());
+    let seconds: u64 = bench_setting("TERN_BENCH_SECONDS", 20);
+    let rounds: usize = bench_setting("TERN_BENCH_ROUNDS", 3);
+    let ext = bench_extension();
     let app = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/app");
     let tmp = tempfile::tempdir().unwrap();
     let collector = Collector::start(StoreMode::Embedded, &[]);

@@ -397,6 +397,22 @@ pub fn extension_path() -> PathBuf {
     bin_dir().join("libtern.so")
 }
 
+/// The extension a benchmark measures: `TERN_PHP_EXTENSION`, else [`extension_path`].
+pub fn bench_extension() -> PathBuf {
+    std::env::var("TERN_PHP_EXTENSION")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| extension_path())
+}
+
+/// A benchmark setting from the environment (`TERN_BENCH_*`), or `default` when unset or
+/// unreadable.
+pub fn bench_setting<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// php-fpm (static pool, running as root with `-R`) serving the test app, behind nginx.
 pub struct PhpStack {
     pub dir: PathBuf,
