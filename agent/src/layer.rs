@@ -620,26 +620,23 @@ mod tests {
         profile_threshold_ns: u64,
         f: impl FnOnce(),
     ) -> Vec<crate::export::FinishedSpan> {
-        use std::sync::atomic::AtomicU64;
-        let (queue, mut rx) = crate::queue::Queue::bounded(1_000);
-        let shared = std::sync::Arc::new(super::Shared {
-            active: crate::active::ActiveRegistry::default(),
-            entries: crate::active::EntryIds::default(),
-            queue,
-            counters: crate::export::Counters::default(),
-            sample_ratio: AtomicU64::new(sample_ratio.to_bits()),
-            profile_threshold_ns: AtomicU64::new(profile_threshold_ns),
-            parent_based: true,
-        });
-        let layer = super::TernLayer { shared, token: 0 };
+        let (layer, spans) = layer_with(sample_ratio, profile_threshold_ns);
         tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), f);
-        let mut out = Vec::new();
-        rx.fill(&mut out, 1_000);
-        out
+        spans()
     }
 
     /// A layer whose finished spans stay in its queue, and a way to read them.
     fn layer_and_spans() -> (
+        super::TernLayer,
+        impl FnOnce() -> Vec<crate::export::FinishedSpan>,
+    ) {
+        layer_with(1.0, 0)
+    }
+
+    fn layer_with(
+        sample_ratio: f64,
+        profile_threshold_ns: u64,
+    ) -> (
         super::TernLayer,
         impl FnOnce() -> Vec<crate::export::FinishedSpan>,
     ) {
@@ -650,8 +647,8 @@ mod tests {
             entries: crate::active::EntryIds::default(),
             queue,
             counters: crate::export::Counters::default(),
-            sample_ratio: AtomicU64::new(1.0f64.to_bits()),
-            profile_threshold_ns: AtomicU64::new(0),
+            sample_ratio: AtomicU64::new(sample_ratio.to_bits()),
+            profile_threshold_ns: AtomicU64::new(profile_threshold_ns),
             parent_based: true,
         });
         let spans = move || {
