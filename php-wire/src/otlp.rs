@@ -167,11 +167,29 @@ impl Value<'_> {
 /// buffered).
 #[inline]
 pub fn put_kv(buf: &mut Vec<u8>, tag: u32, key: &str, v: Value<'_>) {
+    match v {
+        Value::Str(s) if tag < 16 && key.len() + s.len() < 120 => {
+            // The common case (an attribute with a short string): every tag and length is one
+            // byte, so the message is three copies.
+            let len = 2 + key.len() + 2 + 2 + s.len();
+            buf.reserve(2 + len);
+            buf.extend_from_slice(&[
+                (tag << 3 | WireType::LengthDelimited as u32) as u8,
+                len as u8,
+                0x0a,
+                key.len() as u8,
+            ]);
+            buf.extend_from_slice(key.as_bytes());
+            buf.extend_from_slice(&[0x12, 2 + s.len() as u8, 0x0a, s.len() as u8]);
+            buf.extend_from_slice(s.as_bytes());
+            return;
+        }
+        _ => {}
+    }
     let vlen = v.len();
     let len = 1 + varint_len(key.len() as u64) + key.len() + 1 + varint_len(vlen as u64) + vlen;
     if tag < 16 && key.len() < 128 && len < 128 {
-        // The common case (attribute keys and short values): every tag and length is one
-        // byte, so the head is written at once.
+        // Other short values: every tag and length is one byte, the head at once.
         buf.reserve(2 + len);
         buf.extend_from_slice(&[
             (tag << 3 | WireType::LengthDelimited as u32) as u8,

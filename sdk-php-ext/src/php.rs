@@ -27,6 +27,16 @@ pub unsafe fn zstr<'a>(s: *const zend_string) -> &'a [u8] {
     unsafe { std::slice::from_raw_parts((*s).val.as_ptr().cast::<u8>(), (*s).len) }
 }
 
+/// PHP bytes as text, invalid UTF-8 replaced; valid text (nearly always) is borrowed after
+/// one fast check instead of going through `from_utf8_lossy`'s chunking.
+#[inline]
+pub fn lossy(b: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(b) {
+        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(b),
+    }
+}
+
 /// The string bytes of a zval, through references.
 pub fn zval_bytes(z: &Zval) -> Option<&[u8]> {
     let z = z.dereference();

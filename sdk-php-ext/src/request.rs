@@ -19,7 +19,7 @@ pub type Text = std::rc::Rc<str>;
 
 /// Text of PHP bytes (invalid UTF-8 replaced); one allocation.
 pub fn text(b: &[u8]) -> Text {
-    Text::from(String::from_utf8_lossy(b).as_ref())
+    Text::from(php::lossy(b).as_ref())
 }
 
 /// An attribute value.
@@ -349,8 +349,7 @@ fn cpu_us() -> u64 {
 }
 
 fn lossy(b: Option<&[u8]>) -> String {
-    b.map(|b| String::from_utf8_lossy(b).into_owned())
-        .unwrap_or_default()
+    b.map(|b| php::lossy(b).into_owned()).unwrap_or_default()
 }
 
 /// Parses a W3C `traceparent` (`00-<trace>-<span>-<flags>`).

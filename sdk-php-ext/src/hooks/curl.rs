@@ -124,7 +124,7 @@ fn getinfo(ch: &Zval, what: i64) -> Option<Zval> {
 fn start(tx: &mut Tx, ch: &Zval) -> Option<Open> {
     let handle = php::obj_handle(ch)?;
     let url = getinfo(ch, CURLINFO_EFFECTIVE_URL)
-        .and_then(|z| php::zval_bytes(&z).map(|b| String::from_utf8_lossy(b).into_owned()))
+        .and_then(|z| php::zval_bytes(&z).map(|b| php::lossy(b).into_owned()))
         .unwrap_or_default();
     let opts = tx
         .curl_opts

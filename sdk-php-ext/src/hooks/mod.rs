@@ -612,7 +612,7 @@ pub fn sql_operation(sql: &str) -> &'static str {
     let word = &word[..end];
     SQL_VERBS
         .iter()
-        .find(|v| v.eq_ignore_ascii_case(word))
+        .find(|v| v.len() == word.len() && v.eq_ignore_ascii_case(word))
         .copied()
         .unwrap_or("SQL")
 }
@@ -701,14 +701,13 @@ pub fn open_http(tx: &Tx, method: &str, url: String) -> Open {
 pub fn push_traceparent(s: &mut String, tx: &Tx, open: &Open) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut out = *b"00-00000000000000000000000000000000-0000000000000000-01";
-    let digits = tx
-        .trace_id
-        .iter()
-        .map(|b| (3, b))
-        .chain(open.id.iter().map(|b| (4, b)));
-    for (i, (skip, x)) in digits.enumerate() {
-        out[skip + 2 * i] = HEX[usize::from(x >> 4)];
-        out[skip + 2 * i + 1] = HEX[usize::from(x & 15)];
+    for (i, x) in tx.trace_id.iter().enumerate() {
+        out[3 + 2 * i] = HEX[usize::from(x >> 4)];
+        out[4 + 2 * i] = HEX[usize::from(x & 15)];
+    }
+    for (i, x) in open.id.iter().enumerate() {
+        out[36 + 2 * i] = HEX[usize::from(x >> 4)];
+        out[37 + 2 * i] = HEX[usize::from(x & 15)];
     }
     // ASCII hex digits and dashes only.
     s.push_str(std::str::from_utf8(&out).unwrap_or_default());

@@ -45,7 +45,7 @@ fn url_begin(frame: Frame, tx: &mut Tx, context_arg: u32) -> Option<Open> {
     if !(lower.starts_with(b"http://") || lower.starts_with(b"https://")) {
         return None;
     }
-    let open = open_http(tx, "GET", String::from_utf8_lossy(name).into_owned());
+    let open = open_http(tx, "GET", php::lossy(name).into_owned());
     let mut tp = String::with_capacity(68);
     tp.push_str("traceparent: ");
     push_traceparent(&mut tp, tx, &open);
