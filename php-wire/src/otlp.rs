@@ -167,38 +167,20 @@ impl Value<'_> {
 /// buffered).
 #[inline]
 pub fn put_kv(buf: &mut Vec<u8>, tag: u32, key: &str, v: Value<'_>) {
-    match v {
-        Value::Str(s) if tag < 16 && key.len() + s.len() < 120 => {
-            // The common case (an attribute with a short string): every tag and length is one
-            // byte, so the message is three copies.
-            let len = 2 + key.len() + 2 + 2 + s.len();
-            buf.reserve(2 + len);
-            buf.extend_from_slice(&[
-                (tag << 3 | WireType::LengthDelimited as u32) as u8,
-                len as u8,
-                0x0a,
-                key.len() as u8,
-            ]);
-            buf.extend_from_slice(key.as_bytes());
-            buf.extend_from_slice(&[0x12, 2 + s.len() as u8, 0x0a, s.len() as u8]);
+    if let Value::Str(s) = v {
+        if tag < 16 && key.len() + s.len() < 120 {
+            // The common case (an attribute with a short string): every tag and length is
+            // one byte, no length needs computing, and the message is three copies.
+            short_kv_head(buf, tag, key, 2 + s.len());
+            buf.extend_from_slice(&[0x0a, s.len() as u8]);
             buf.extend_from_slice(s.as_bytes());
             return;
         }
-        _ => {}
     }
     let vlen = v.len();
     let len = 1 + varint_len(key.len() as u64) + key.len() + 1 + varint_len(vlen as u64) + vlen;
-    if tag < 16 && key.len() < 128 && len < 128 {
-        // Other short values: every tag and length is one byte, the head at once.
-        buf.reserve(2 + len);
-        buf.extend_from_slice(&[
-            (tag << 3 | WireType::LengthDelimited as u32) as u8,
-            len as u8,
-            0x0a,
-            key.len() as u8,
-        ]);
-        buf.extend_from_slice(key.as_bytes());
-        buf.extend_from_slice(&[0x12, vlen as u8]);
+    if tag < 16 && len < 128 {
+        short_kv_head(buf, tag, key, vlen);
         v.encode(buf);
         return;
     }
@@ -208,6 +190,22 @@ pub fn put_kv(buf: &mut Vec<u8>, tag: u32, key: &str, v: Value<'_>) {
     put_key(buf, 2, WireType::LengthDelimited);
     put_varint_raw(vlen as u64, buf);
     v.encode(buf);
+}
+
+/// The head of a `KeyValue` whose tag and lengths are each one byte (`tag` < 16, the
+/// whole message < 128 bytes), up to the value's `AnyValue` body of `vlen` bytes.
+#[inline]
+fn short_kv_head(buf: &mut Vec<u8>, tag: u32, key: &str, vlen: usize) {
+    let len = 2 + key.len() + 2 + vlen;
+    buf.reserve(2 + len);
+    buf.extend_from_slice(&[
+        (tag << 3 | WireType::LengthDelimited as u32) as u8,
+        len as u8,
+        0x0a,
+        key.len() as u8,
+    ]);
+    buf.extend_from_slice(key.as_bytes());
+    buf.extend_from_slice(&[0x12, vlen as u8]);
 }
 
 /// An attribute of a span (field 9).
