@@ -605,12 +605,7 @@ impl PhpStack {
 
     /// User CPU time used so far by php-fpm (master and pool workers), in µs.
     pub fn fpm_user_us(&self) -> u64 {
-        self.fpm.pid().map_or(0, |pid| {
-            std::iter::once(pid)
-                .chain(children(pid))
-                .map(|p| cpu_split_us(p).0)
-                .sum()
-        })
+        self.fpm.pid().map_or(0, |pid| tree_cpu_split_us(pid).0)
     }
 
     /// CPU time used so far by nginx (master and workers), in µs.
@@ -627,7 +622,16 @@ impl PhpStack {
 /// CPU µs of `pid` and its children (php-fpm's static pool and nginx's workers live as
 /// long as their master, so differences of this sum over a round are that round's cost).
 fn tree_cpu_us(pid: u32) -> u64 {
-    cpu_us(pid) + children(pid).into_iter().map(cpu_us).sum::<u64>()
+    let (user, system) = tree_cpu_split_us(pid);
+    user + system
+}
+
+/// User and system CPU µs of `pid` and its children.
+fn tree_cpu_split_us(pid: u32) -> (u64, u64) {
+    std::iter::once(pid)
+        .chain(children(pid))
+        .map(cpu_split_us)
+        .fold((0, 0), |(u, s), (pu, ps)| (u + pu, s + ps))
 }
 
 impl Drop for PhpStack {
