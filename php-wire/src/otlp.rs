@@ -167,45 +167,77 @@ impl Value<'_> {
 /// buffered).
 #[inline]
 pub fn put_kv(buf: &mut Vec<u8>, tag: u32, key: &str, v: Value<'_>) {
-    if let Value::Str(s) = v {
-        if tag < 16 && key.len() + s.len() < 120 {
-            // The common case (an attribute with a short string): every tag and length is
-            // one byte, no length needs computing, and the message is three copies.
-            short_kv_head(buf, tag, key, 2 + s.len());
-            buf.extend_from_slice(&[0x0a, s.len() as u8]);
-            buf.extend_from_slice(s.as_bytes());
-            return;
+    let k = key.as_bytes();
+    // The common cases (a short string or an integer): every tag and length is one byte,
+    // so the message is written in one go.
+    match v {
+        Value::Str(s)
+            if s.len() < 120 && put_short_kv(buf, tag, k, &[0x0a, s.len() as u8], s.as_bytes()) =>
+        {
+            return
         }
+        Value::I64(i) => {
+            let mut any = [0u8; 11];
+            any[0] = 3 << 3; // int_value, varint
+            let n = 1 + write_varint(i as u64, &mut any[1..]);
+            if put_short_kv(buf, tag, k, &any[..n], &[]) {
+                return;
+            }
+        }
+        _ => {}
     }
     let vlen = v.len();
-    let len = 1 + varint_len(key.len() as u64) + key.len() + 1 + varint_len(vlen as u64) + vlen;
-    if tag < 16 && len < 128 {
-        short_kv_head(buf, tag, key, vlen);
-        v.encode(buf);
-        return;
-    }
+    let len = 1 + varint_len(k.len() as u64) + k.len() + 1 + varint_len(vlen as u64) + vlen;
     put_key(buf, tag, WireType::LengthDelimited);
     put_varint_raw(len as u64, buf);
-    put_bytes(buf, 1, key.as_bytes());
+    put_bytes(buf, 1, k);
     put_key(buf, 2, WireType::LengthDelimited);
     put_varint_raw(vlen as u64, buf);
     v.encode(buf);
 }
 
-/// The head of a `KeyValue` whose tag and lengths are each one byte (`tag` < 16, the
-/// whole message < 128 bytes), up to the value's `AnyValue` body of `vlen` bytes.
+/// `v` as a varint into `out` (at least 10 bytes); returns the bytes written.
 #[inline]
-fn short_kv_head(buf: &mut Vec<u8>, tag: u32, key: &str, vlen: usize) {
+fn write_varint(mut v: u64, out: &mut [u8]) -> usize {
+    let mut n = 0;
+    while v >= 0x80 {
+        out[n] = (v as u8) | 0x80;
+        v >>= 7;
+        n += 1;
+    }
+    out[n] = v as u8;
+    n + 1
+}
+
+/// A `KeyValue` whose tag and lengths each fit one byte (`tag` < 16, the message < 128
+/// bytes), its `AnyValue` body being `head` then `tail`; false (nothing written) when it
+/// does not fit.
+#[inline]
+fn put_short_kv(buf: &mut Vec<u8>, tag: u32, key: &[u8], head: &[u8], tail: &[u8]) -> bool {
+    let vlen = head.len() + tail.len();
     let len = 2 + key.len() + 2 + vlen;
-    buf.reserve(2 + len);
-    buf.extend_from_slice(&[
-        (tag << 3 | WireType::LengthDelimited as u32) as u8,
-        len as u8,
-        0x0a,
-        key.len() as u8,
-    ]);
-    buf.extend_from_slice(key.as_bytes());
-    buf.extend_from_slice(&[0x12, vlen as u8]);
+    if tag >= 16 || len >= 128 {
+        return false;
+    }
+    let total = 2 + len;
+    buf.reserve(total);
+    // SAFETY: `total` bytes were reserved past the length; exactly `total` bytes are
+    // written there (2 + 2 + key + 2 + head + tail), then the length covers them.
+    unsafe {
+        let p = buf.as_mut_ptr().add(buf.len());
+        p.write((tag << 3 | WireType::LengthDelimited as u32) as u8);
+        p.add(1).write(len as u8);
+        p.add(2).write(0x0a);
+        p.add(3).write(key.len() as u8);
+        std::ptr::copy_nonoverlapping(key.as_ptr(), p.add(4), key.len());
+        let q = p.add(4 + key.len());
+        q.write(0x12);
+        q.add(1).write(vlen as u8);
+        std::ptr::copy_nonoverlapping(head.as_ptr(), q.add(2), head.len());
+        std::ptr::copy_nonoverlapping(tail.as_ptr(), q.add(2 + head.len()), tail.len());
+        buf.set_len(buf.len() + total);
+    }
+    true
 }
 
 /// An attribute of a span (field 9).
@@ -383,6 +415,46 @@ mod tests {
         // ResourceSpans (field 1, length-delimited) is the request's only field.
         assert_eq!(out[start], 0x0a);
         assert_eq!(*out.last().unwrap(), b'x');
+    }
+
+    #[test]
+    fn key_values_are_byte_for_byte_what_prost_writes_at_every_size() {
+        use opentelemetry_proto::tonic::common::v1::any_value::Value as V;
+        use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
+        let long = "k".repeat(130);
+        let text = "v".repeat(300);
+        for key in ["a", "db.query.text", &long[..60], &long] {
+            let mut values: Vec<Value> = [0, 1, 2, 60, 115, 119, 120, 121, 127, 128, 300]
+                .iter()
+                .map(|&n| Value::Str(&text[..n]))
+                .collect();
+            values.extend(
+                [0, 1, -1, 127, 128, 300, i64::MAX, i64::MIN]
+                    .iter()
+                    .map(|&i| Value::I64(i)),
+            );
+            values.extend([Value::F64(0.5), Value::Bool(true)]);
+            for v in values {
+                for tag in [1, 9, 15, 16] {
+                    let mut buf = vec![0xee];
+                    put_kv(&mut buf, tag, key, v);
+                    let any = match v {
+                        Value::Str(s) => V::StringValue(s.into()),
+                        Value::I64(i) => V::IntValue(i),
+                        Value::F64(f) => V::DoubleValue(f),
+                        Value::Bool(b) => V::BoolValue(b),
+                    };
+                    let kv = KeyValue {
+                        key: key.into(),
+                        value: Some(AnyValue { value: Some(any) }),
+                        ..Default::default()
+                    };
+                    let mut want = vec![0xee];
+                    prost::encoding::message::encode(tag, &kv, &mut want);
+                    assert_eq!(buf, want, "key {} value {v:?} tag {tag}", key.len());
+                }
+            }
+        }
     }
 
     #[test]

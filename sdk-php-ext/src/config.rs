@@ -157,10 +157,35 @@ pub fn init(module_number: i32) -> &'static Config {
 /// `tern.service_name` as in force now: php-fpm pools may set it per pool
 /// (`php_admin_value`), after module start. Empty or missing gives the module-start value.
 pub fn service_name() -> String {
-    ini_value("tern.service_name")
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| get().service_name.clone())
+    let mut s = String::new();
+    service_name_into(&mut s);
+    s
+}
+
+/// [`service_name`] into `out`, which is left alone when it already holds it (the
+/// common case: one service per process, no allocation per request).
+pub fn service_name_into(out: &mut String) {
+    let set = |out: &mut String, v: &str| {
+        if out != v {
+            out.clear();
+            out.push_str(v);
+        }
+    };
+    let name = c"tern.service_name";
+    let mut exists = false;
+    // SAFETY: name/len describe a valid buffer; the returned pointer is a C string owned
+    // by the engine, read before anything can change it.
+    let p = unsafe { zend_ini_string_ex(name.as_ptr(), name.count_bytes(), 0, &mut exists) };
+    let v = if exists && !p.is_null() {
+        // SAFETY: non-null C string from the engine.
+        unsafe { CStr::from_ptr(p) }.to_bytes()
+    } else {
+        b""
+    };
+    match crate::php::lossy(v).trim() {
+        "" => set(out, &get().service_name),
+        v => set(out, v),
+    }
 }
 
 /// Path of `tern.debug_dump` (a file the summary of each frame is appended to; tests).

@@ -8,17 +8,24 @@
 /// assert_eq!(tern::naming::collapse_ids("/orders/17/items"), "/orders/{id}/items");
 /// ```
 pub fn collapse_ids(path: &str) -> String {
-    if path.is_empty() {
-        return "/".into();
-    }
     let mut out = String::with_capacity(path.len());
+    collapse_ids_into(path, &mut out);
+    out
+}
+
+/// [`collapse_ids`] into `out` (replaced; its allocation reused).
+pub fn collapse_ids_into(path: &str, out: &mut String) {
+    out.clear();
+    if path.is_empty() {
+        out.push('/');
+        return;
+    }
     for (i, seg) in path.split('/').enumerate() {
         if i > 0 {
             out.push('/');
         }
         out.push_str(classify(seg).unwrap_or(seg));
     }
-    out
 }
 
 fn classify(seg: &str) -> Option<&'static str> {

@@ -83,7 +83,13 @@ pub struct Encoder {
 impl Encoder {
     /// Encodes a finished transaction and hands each frame (length prefix included) to
     /// `emit`; stops at the first frame `emit` refuses (returns false).
-    pub fn encode(&mut self, tx: &Tx, keep_tree: bool, pid: i32, emit: impl FnMut(&[u8]) -> bool) {
+    pub fn encode(
+        &mut self,
+        tx: &mut Tx,
+        keep_tree: bool,
+        pid: i32,
+        emit: impl FnMut(&[u8]) -> bool,
+    ) {
         let env = match self.env.take() {
             Some(e) if e.0 == tx.service && e.1 == pid => e,
             _ => {
@@ -101,7 +107,7 @@ impl Encoder {
     fn encode_in(
         &mut self,
         env: &Envelope,
-        tx: &Tx,
+        tx: &mut Tx,
         keep_tree: bool,
         mut emit: impl FnMut(&[u8]) -> bool,
     ) {
@@ -138,31 +144,27 @@ impl Encoder {
             }
         }
 
-        for rec in &tx.spans {
-            let b = &mut self.span;
-            b.clear();
-            put_bytes(b, field::TRACE_ID, &tx.trace_id);
-            put_bytes(b, field::SPAN_ID, &rec.id);
-            let node = if keep_tree { rec.node } else { tree::ROOT };
-            let parent = self.node_ids.get(node as usize).unwrap_or(&entry);
-            put_bytes(b, field::PARENT_SPAN_ID, parent);
-            put_bytes(b, field::NAME, rec.name.as_bytes());
-            put_varint(b, field::KIND, kind::CLIENT);
-            put_fixed64(b, field::START, tx.unix_at(rec.start));
-            put_fixed64(b, field::END, tx.unix_at(rec.end));
-            for (k, v) in &rec.attrs {
-                put_attr(b, k, value(v));
-            }
-            if let Some((kind, message)) = &rec.error {
-                put_attr(b, "error.type", Value::Str(kind));
-                let at = tx.unix_at(rec.end);
-                put_exception_event(b, &mut self.scratch, at, kind, message, None);
-                put_error_status(b, message);
-            }
-            if !self.push(env, &mut emit) {
-                return;
-            }
+        // The child spans, encoded as they finished: under the call-tree nodes they ran
+        // in when the tree is kept, then copied in runs that fit a frame.
+        if keep_tree {
+            tx.spans.set_parents(&self.node_ids);
         }
+        let (buf, ends) = (&tx.spans.buf, &tx.spans.ends);
+        let (mut from, mut to) = (0, 0);
+        for &end in ends {
+            let end = end as usize;
+            let empty = self.out.len() == PREFIX + env.head_room() && to == from;
+            if !empty && self.out.len() + (end - from) + 8 > CHUNK {
+                self.out.extend_from_slice(&buf[from..to]);
+                if !self.flush(env, &mut emit) {
+                    return;
+                }
+                env.begin(&mut self.out, PREFIX);
+                from = to;
+            }
+            to = end;
+        }
+        self.out.extend_from_slice(&buf[from..to]);
         self.flush(env, &mut emit);
     }
 
@@ -186,6 +188,114 @@ impl Encoder {
         let len = (self.out.len() - start) as u32;
         self.out[start - PREFIX..start].copy_from_slice(&len.to_le_bytes());
         emit(&self.out[start - PREFIX..])
+    }
+}
+
+/// A finished call (SQL, HTTP) as [`Spans::push`] takes it.
+#[derive(Debug)]
+pub struct Finished<'a> {
+    /// Span id.
+    pub id: [u8; 8],
+    /// Span name.
+    pub name: &'a str,
+    /// Unix start, nanoseconds.
+    pub start: u64,
+    /// Unix end, nanoseconds.
+    pub end: u64,
+    /// Call-tree node it ran under (`tree::ROOT`: the entry span).
+    pub node: u32,
+    /// Attributes (semantic-convention names).
+    pub attrs: &'a [(&'static str, Val)],
+    /// Error type and message when it failed.
+    pub error: Option<&'a (String, String)>,
+}
+
+/// The finished child spans of a transaction, written as OTLP `Span`s the moment each
+/// call ends (each already wrapped as a `ScopeSpans.spans` entry), into one buffer kept
+/// from request to request: no record per span, nothing to free at the end, and the
+/// frame is a copy of this buffer behind the resource header.
+#[derive(Debug, Default)]
+pub struct Spans {
+    buf: Vec<u8>,
+    /// End offset of each span in `buf` (frames are cut between spans).
+    ends: Vec<u32>,
+    /// Spans that ran under a call-tree node other than the root: (offset of their
+    /// parent span id in `buf`, node). Written with the entry span as parent, set to the
+    /// node's span when the tree is kept.
+    under: Vec<(u32, u32)>,
+    /// One span's body being written.
+    body: Vec<u8>,
+    scratch: Vec<u8>,
+}
+
+/// Offset of the parent span id in a child span's body: the trace id (2 + 16 bytes),
+/// the span id (2 + 8), the parent's key and length (2).
+const PARENT_AT: usize = 2 + 16 + 2 + 8 + 2;
+
+impl Spans {
+    /// Spans recorded.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// No span recorded.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Forgets the spans, keeping the buffers (unless one grew past 1 MiB).
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.ends.clear();
+        self.under.clear();
+        if self.buf.capacity() > 1 << 20 {
+            self.buf = Vec::new();
+        }
+        if self.ends.capacity() > 1 << 16 {
+            self.ends = Vec::new();
+            self.under = Vec::new();
+        }
+    }
+
+    /// Writes a finished call as a CLIENT span of the trace, child of `entry` (or of the
+    /// span of call-tree `node`, see [`Spans::set_parents`]).
+    pub fn push(&mut self, trace_id: &[u8; 16], entry: &[u8; 8], node: u32, f: &Finished<'_>) {
+        let b = &mut self.body;
+        b.clear();
+        put_bytes(b, field::TRACE_ID, trace_id);
+        put_bytes(b, field::SPAN_ID, &f.id);
+        debug_assert_eq!(b.len() + 2, PARENT_AT);
+        put_bytes(b, field::PARENT_SPAN_ID, entry);
+        put_bytes(b, field::NAME, f.name.as_bytes());
+        put_varint(b, field::KIND, kind::CLIENT);
+        put_fixed64(b, field::START, f.start);
+        put_fixed64(b, field::END, f.end);
+        for (k, v) in f.attrs {
+            put_attr(b, k, value(v));
+        }
+        if let Some((kind, message)) = f.error {
+            put_attr(b, "error.type", Value::Str(kind));
+            put_exception_event(b, &mut self.scratch, f.end, kind, message, None);
+            put_error_status(b, message);
+        }
+        let start = self.buf.len();
+        Envelope::push_span(&mut self.buf, &self.body);
+        if node != tree::ROOT {
+            let at = start + 1 + wire::varint_len(self.body.len() as u64) + PARENT_AT;
+            self.under.push((at as u32, node));
+        }
+        self.ends.push(self.buf.len() as u32);
+    }
+
+    /// Makes the spans that ran under call-tree nodes children of those nodes' spans
+    /// (`node_ids[n]`: span id of node `n`).
+    fn set_parents(&mut self, node_ids: &[[u8; 8]]) {
+        for &(at, node) in &self.under {
+            if let Some(id) = node_ids.get(node as usize) {
+                let at = at as usize;
+                self.buf[at..at + 8].copy_from_slice(id);
+            }
+        }
     }
 }
 
@@ -219,8 +329,8 @@ fn encode_entry(b: &mut Vec<u8>, scratch: &mut Vec<u8>, tx: &Tx, keep_tree: bool
         str_attr(b, "http.route", &tx.name);
         str_attr(b, "url.path", &tx.path);
         for (k, v) in [
-            ("url.query", &tx.query),
-            ("url.scheme", &tx.scheme),
+            ("url.query", tx.query.as_str()),
+            ("url.scheme", tx.scheme),
             ("server.address", &tx.host),
             ("client.address", &tx.client),
             ("user_agent.original", &tx.user_agent),
@@ -384,7 +494,6 @@ pub fn dump(frame: &[u8], path: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::request::SpanRec;
     use prost::Message;
 
     fn tx(spans: usize) -> Tx {
@@ -393,27 +502,32 @@ mod tests {
             method: "GET".into(),
             name: "/orders/{id}".into(),
             path: "/orders/7".into(),
-            scheme: "http".into(),
+            scheme: "http",
             trace_id: [7; 16],
             span_id: [8; 8],
             status: 503,
             ..Tx::default()
         };
         for i in 0..spans {
-            tx.push_span(SpanRec {
+            let error = ("PDOException".to_string(), "gone".to_string());
+            tx.push_span(&Finished {
                 id: (i as u64 + 1).to_be_bytes(),
-                name: format!("SELECT {i} {}", "x".repeat(100)).into(),
+                name: &span_name(i),
                 start: 1,
                 end: 2,
                 node: tree::ROOT,
-                attrs: vec![("db.system.name", Val::Str("mysql")), ("rows", Val::I(3))],
-                error: (i == 1).then(|| ("PDOException".to_string(), "gone".to_string())),
+                attrs: &[("db.system.name", Val::Str("mysql")), ("rows", Val::I(3))],
+                error: (i == 1).then_some(&error),
             });
         }
         tx
     }
 
-    fn frames(tx: &Tx) -> Vec<ExportTraceServiceRequest> {
+    fn span_name(i: usize) -> String {
+        format!("SELECT {i} {}", "x".repeat(100))
+    }
+
+    fn frames(tx: &mut Tx) -> Vec<ExportTraceServiceRequest> {
         let mut enc = Encoder::default();
         let mut out = Vec::new();
         enc.encode(tx, false, 42, |frame| {
@@ -428,7 +542,7 @@ mod tests {
 
     #[test]
     fn a_transaction_is_one_frame_that_prost_decodes() {
-        let f = frames(&tx(3));
+        let f = frames(&mut tx(3));
         assert_eq!(f.len(), 1);
         let rows = summary(&f[0]);
         assert_eq!(rows.len(), 4);
@@ -454,8 +568,7 @@ mod tests {
 
     #[test]
     fn a_large_transaction_splits_into_small_frames_with_every_span_once_in_order() {
-        let tx = tx(3000);
-        let f = frames(&tx);
+        let f = frames(&mut tx(3000));
         assert!(f.len() > 5, "{}", f.len());
         let names: Vec<String> = f
             .iter()
@@ -463,7 +576,8 @@ mod tests {
             .map(|s| s.name.clone())
             .collect();
         let mut want = vec!["GET /orders/{id}".to_string()];
-        want.extend(tx.spans.iter().map(|s| s.name.to_string()));
+        // Over `MAX_SPANS` the rest are counted, not kept.
+        want.extend((0..crate::request::MAX_SPANS).map(span_name));
         assert_eq!(names, want);
         for r in &f {
             let res = r.resource_spans[0].resource.as_ref().unwrap();
@@ -471,11 +585,88 @@ mod tests {
         }
     }
 
+    /// A transaction with a call tree (`main` > `load`) and a SQL span inside `load`.
+    fn tx_with_tree() -> Tx {
+        fn describe(f: *const ext_php_rs::ffi::zend_function) -> (String, String, u32) {
+            let name = if f as usize == 1 { "main" } else { "load" };
+            (name.into(), "app.php".into(), 3)
+        }
+        let mut tx = tx(0);
+        tx.tree.start(100, 0);
+        let func = |n: usize| n as *const ext_php_rs::ffi::zend_function;
+        tx.tree.enter(func(1), 1, describe);
+        tx.push_span(&Finished {
+            id: [1; 8],
+            name: "before",
+            start: 1,
+            end: 2,
+            node: tx.tree.current(),
+            attrs: &[],
+            error: None,
+        });
+        tx.tree.enter(func(2), 2, describe);
+        tx.push_span(&Finished {
+            id: [2; 8],
+            name: "SELECT",
+            start: 3,
+            end: 4,
+            node: tx.tree.current(),
+            attrs: &[("db.system.name", Val::Str("mysql"))],
+            error: None,
+        });
+        tx.tree.exit(5);
+        tx.tree.exit(6);
+        tx
+    }
+
+    fn parents(tx: &mut Tx, keep_tree: bool) -> Vec<(String, String)> {
+        let mut enc = Encoder::default();
+        let mut rows = Vec::new();
+        enc.encode(tx, keep_tree, 1, |frame| {
+            rows.extend(summary(
+                &ExportTraceServiceRequest::decode(&frame[4..]).unwrap(),
+            ));
+            true
+        });
+        rows.iter()
+            .map(|r| (r["name"].clone(), r["parent"].clone()))
+            .collect()
+    }
+
+    #[test]
+    fn spans_hang_under_the_call_tree_node_they_ran_in_when_the_tree_is_kept() {
+        let kept = parents(&mut tx_with_tree(), true);
+        let want = |s: &[(&str, &str)]| -> Vec<(String, String)> {
+            s.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            kept,
+            want(&[
+                ("GET /orders/{id}", "none"),
+                ("main", "entry"),
+                ("load", "main"),
+                ("before", "main"),
+                ("SELECT", "load"),
+            ])
+        );
+        let dropped = parents(&mut tx_with_tree(), false);
+        assert_eq!(
+            dropped,
+            want(&[
+                ("GET /orders/{id}", "none"),
+                ("before", "entry"),
+                ("SELECT", "entry"),
+            ])
+        );
+    }
+
     #[test]
     fn a_refused_frame_stops_the_transaction() {
         let mut enc = Encoder::default();
         let mut calls = 0;
-        enc.encode(&tx(3000), false, 1, |_| {
+        enc.encode(&mut tx(3000), false, 1, |_| {
             calls += 1;
             false
         });

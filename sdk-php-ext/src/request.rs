@@ -10,7 +10,7 @@ use std::cell::UnsafeCell;
 use tern_php_wire::active::{ActiveMap, SlotWriter, TxInfo};
 
 use crate::config::{self, Config, Naming};
-use crate::tree::Tree;
+use crate::tree::{self, Tree};
 use crate::{clock, naming, otlp, php, send};
 
 /// Shared text (SQL of a prepared statement, a connection's host and database): cloned
@@ -43,25 +43,6 @@ pub const MAX_SPANS: usize = 2000;
 /// Most connections/statements/handles remembered per request.
 const MAX_HANDLES: usize = 512;
 
-/// A finished SQL or HTTP call.
-#[derive(Debug, Clone)]
-pub struct SpanRec {
-    /// Span id.
-    pub id: [u8; 8],
-    /// Span name.
-    pub name: std::borrow::Cow<'static, str>,
-    /// Monotonic start and end.
-    pub start: u64,
-    /// See `start`.
-    pub end: u64,
-    /// Call-tree node it ran under (`tree::ROOT` = the entry span).
-    pub node: u32,
-    /// Attributes (semantic-convention names).
-    pub attrs: Attrs,
-    /// Error type and message when it failed.
-    pub error: Option<(String, String)>,
-}
-
 /// A hooked call in progress.
 #[derive(Debug)]
 pub struct Open {
@@ -79,6 +60,21 @@ pub struct Open {
     pub attrs: Attrs,
     /// An object handle the hook wants at the end (connection, statement, curl handle).
     pub obj: u32,
+    /// What the call is doing for the live view, and which attribute holds its text.
+    pub activity: Option<(tern_php_wire::ActivityKind, u8)>,
+}
+
+impl Open {
+    /// The live view's activity of this call and its text (SQL, URL).
+    pub fn activity(&self) -> Option<(tern_php_wire::ActivityKind, &str)> {
+        let (kind, at) = self.activity?;
+        match &self.attrs.get(usize::from(at))?.1 {
+            Val::S(s) => Some((kind, s.as_str())),
+            Val::T(s) => Some((kind, s)),
+            Val::Str(s) => Some((kind, s)),
+            Val::I(_) => None,
+        }
+    }
 }
 
 /// What is known about a database connection or prepared statement, by object handle.
@@ -178,15 +174,15 @@ pub struct Tx {
     /// User agent.
     pub user_agent: String,
     /// `http` or `https`.
-    pub scheme: String,
+    pub scheme: &'static str,
     /// Script file.
     pub script: String,
     /// Not an HTTP request.
     pub cli: bool,
     /// `service.name` in force for this request.
     pub service: String,
-    /// Finished child spans.
-    pub spans: Vec<SpanRec>,
+    /// Finished child spans, encoded as they finish.
+    pub spans: otlp::Spans,
     /// Child spans not kept (over [`MAX_SPANS`]).
     pub dropped_spans: u32,
     /// Hooked calls in progress.
@@ -214,15 +210,36 @@ pub struct Tx {
     pub peak_memory: u64,
     /// CPU microseconds of the request (at the end).
     pub cpu_us: u64,
+    /// Attribute lists of finished calls, kept for the next calls (no allocation each).
+    pub attr_pool: std::cell::RefCell<Vec<Attrs>>,
 }
 
 impl Tx {
-    /// Records a finished child span (or counts it as dropped).
-    pub fn push_span(&mut self, span: SpanRec) {
+    /// Records a finished child span (or counts it as dropped). Its parent is the entry
+    /// span, or the call-tree node it ran under when the tree is kept.
+    pub fn push_span(&mut self, span: &otlp::Finished<'_>) {
         if self.spans.len() < MAX_SPANS {
-            self.spans.push(span);
+            let node = if self.tree.on { span.node } else { tree::ROOT };
+            self.spans.push(&self.trace_id, &self.span_id, node, span);
         } else {
             self.dropped_spans += 1;
+        }
+    }
+
+    /// An empty attribute list for a new call (one a finished call left, when there is).
+    pub fn attrs(&self) -> Attrs {
+        self.attr_pool
+            .borrow_mut()
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(8))
+    }
+
+    /// Gives the attribute list of a finished call back for the next calls.
+    pub fn recycle(&self, mut attrs: Attrs) {
+        attrs.clear();
+        let mut pool = self.attr_pool.borrow_mut();
+        if pool.len() < 64 && attrs.capacity() <= 32 {
+            pool.push(attrs);
         }
     }
 
@@ -252,19 +269,69 @@ impl Tx {
             .map(|(_, c)| c)
     }
 
+    /// Empties the transaction for the next request, keeping the allocations of its
+    /// strings and lists (a request should not pay for freeing and re-making them).
     fn reset(&mut self) {
-        let tree = std::mem::take(&mut self.tree);
-        let mut spans = std::mem::take(&mut self.spans);
-        spans.clear();
-        if spans.capacity() > MAX_SPANS {
-            spans.shrink_to(64);
-        }
-        *self = Tx {
-            tree,
+        // Every field named, so a new one cannot be forgotten here.
+        let Tx {
+            on,
+            trace_id,
+            span_id,
+            parent,
+            unix0,
+            mono0,
+            mono_end,
+            name,
+            method,
+            path,
+            query,
+            host,
+            client,
+            user_agent,
+            scheme,
+            script,
+            cli,
+            service: _, // replaced only when it changes (see `config::service_name_into`)
             spans,
-            ..Tx::default()
-        };
-        self.tree.clear();
+            dropped_spans,
+            open,
+            errors,
+            tree,
+            sampled,
+            cpu0,
+            conns,
+            curl_opts,
+            curl_multi,
+            stream_headers,
+            status,
+            peak_memory,
+            cpu_us,
+            attr_pool: _, // kept from request to request
+        } = self;
+        *on = false;
+        *trace_id = [0; 16];
+        *span_id = [0; 8];
+        *parent = None;
+        (*unix0, *mono0, *mono_end, *cpu0, *cpu_us, *peak_memory) = (0, 0, 0, 0, 0, 0);
+        for s in [name, method, path, query, host, client, user_agent, script] {
+            s.clear();
+            if s.capacity() > 4096 {
+                s.shrink_to(256);
+            }
+        }
+        *scheme = "http";
+        *cli = false;
+        spans.clear();
+        *dropped_spans = 0;
+        open.clear();
+        *errors = Errors::default();
+        tree.clear();
+        *sampled = false;
+        conns.clear();
+        curl_opts.clear();
+        curl_multi.clear();
+        stream_headers.clear();
+        *status = 0;
     }
 }
 
@@ -348,8 +415,13 @@ fn cpu_us() -> u64 {
     us(ru.ru_utime) + us(ru.ru_stime)
 }
 
-fn lossy(b: Option<&[u8]>) -> String {
-    b.map(|b| php::lossy(b).into_owned()).unwrap_or_default()
+/// `dst` = the bytes as text (invalid UTF-8 replaced), empty for none; its allocation
+/// reused.
+fn set_lossy(dst: &mut String, b: Option<&[u8]>) {
+    dst.clear();
+    if let Some(b) = b {
+        dst.push_str(&php::lossy(b));
+    }
 }
 
 /// Parses a W3C `traceparent` (`00-<trace>-<span>-<flags>`).
@@ -397,33 +469,40 @@ pub fn begin(config: &Config, profiler: bool) {
         tx.cpu0 = cpu_us();
         let (method, uri, query, translated) = php::request_info();
         tx.cli = php::sapi_name() == "cli" || method.is_none();
-        tx.method = lossy(method);
+        set_lossy(&mut tx.method, method);
         // php-fpm's SG(request_info).request_uri is the script (SCRIPT_NAME), not the
         // request's URI: a front controller would name every request `/index.php`.
-        let uri = lossy(php::request_var(c"REQUEST_URI").or(uri));
-        tx.path = uri.split('?').next().unwrap_or("").to_string();
-        tx.query = lossy(query);
-        tx.host = lossy(php::request_var(c"HTTP_HOST"));
-        tx.client = lossy(php::request_var(c"REMOTE_ADDR"));
-        tx.user_agent = lossy(php::request_var(c"HTTP_USER_AGENT"));
+        let uri = php::request_var(c"REQUEST_URI").or(uri).unwrap_or_default();
+        let path = uri.split(|&c| c == b'?').next().unwrap_or_default();
+        set_lossy(&mut tx.path, Some(path));
+        set_lossy(&mut tx.query, query);
+        set_lossy(&mut tx.host, php::request_var(c"HTTP_HOST"));
+        set_lossy(&mut tx.client, php::request_var(c"REMOTE_ADDR"));
+        set_lossy(&mut tx.user_agent, php::request_var(c"HTTP_USER_AGENT"));
         tx.scheme = match php::request_var(c"HTTPS") {
-            Some(v) if !v.is_empty() && v != b"off" => "https".into(),
-            _ => "http".into(),
+            Some(v) if !v.is_empty() && v != b"off" => "https",
+            _ => "http",
         };
-        tx.script = lossy(php::request_var(c"SCRIPT_NAME").or(translated));
-        tx.service = config::service_name();
-        tx.name = if tx.cli {
-            if tx.script.is_empty() {
-                "php-cli".to_string()
+        set_lossy(
+            &mut tx.script,
+            php::request_var(c"SCRIPT_NAME").or(translated),
+        );
+        config::service_name_into(&mut tx.service);
+        if tx.cli {
+            let script = if tx.script.is_empty() {
+                "php-cli"
             } else {
-                tx.script.clone()
-            }
+                &tx.script
+            };
+            tx.name.push_str(script);
         } else {
             match config.naming {
-                Naming::Script => tx.script.clone(),
-                Naming::Uri | Naming::Framework => naming::collapse_ids(&tx.path),
+                Naming::Script => tx.name.push_str(&tx.script),
+                Naming::Uri | Naming::Framework => {
+                    naming::collapse_ids_into(&tx.path, &mut tx.name)
+                }
             }
-        };
+        }
         match php::request_var(c"HTTP_TRACEPARENT").and_then(parse_traceparent) {
             Some((trace, parent)) => {
                 tx.trace_id = trace;
@@ -439,11 +518,7 @@ pub fn begin(config: &Config, profiler: bool) {
         }
         if let Some(slot) = &st.slot {
             let tx = &st.tx;
-            let uri = if tx.cli {
-                tx.script.as_bytes()
-            } else {
-                uri.as_bytes()
-            };
+            let uri = if tx.cli { tx.script.as_bytes() } else { uri };
             slot.begin(&TxInfo {
                 start_ns: tx.unix0,
                 trace_id: tx.trace_id,
@@ -492,7 +567,7 @@ pub fn end(config: &Config) {
         }
         let dump = config::debug_dump();
         let sender = &mut st.sender;
-        st.encoder.encode(&st.tx, keep_tree, st.pid, |frame| {
+        st.encoder.encode(&mut st.tx, keep_tree, st.pid, |frame| {
             if let Some(path) = &dump {
                 otlp::dump(frame, path);
             }

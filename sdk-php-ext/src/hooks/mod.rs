@@ -34,11 +34,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use ext_php_rs::ffi::{self, zend_execute_data, zend_function, zend_observer_fcall_handlers, zval};
 use ext_php_rs::types::Zval;
-use tern_php_wire::ActivityKind;
 
 use crate::clock;
 use crate::php::{self, Frame};
-use crate::request::{self, Open, Tx, Val};
+use crate::request::{self, Open, Tx};
 
 /// Hook handlers that panicked (caught and counted).
 pub static FAILURES: AtomicU64 = AtomicU64::new(0);
@@ -489,14 +488,6 @@ fn guarded(f: impl FnOnce()) {
     }
 }
 
-fn activity_of(open: &Open) -> Option<(ActivityKind, &str)> {
-    open.attrs.iter().find_map(|(k, v)| match (k, v) {
-        (&"db.query.text", Val::T(s)) => Some((ActivityKind::Sql, &**s)),
-        (&"url.full", Val::S(s)) => Some((ActivityKind::External, s.as_str())),
-        _ => None,
-    })
-}
-
 fn hook_begin(ex: *mut zend_execute_data, hook: &'static Hook) {
     guarded(|| {
         let frame = Frame(ex);
@@ -506,7 +497,7 @@ fn hook_begin(ex: *mut zend_execute_data, hook: &'static Hook) {
             }
             if let Some(mut open) = (hook.begin)(frame, &mut st.tx) {
                 open.ex = ex as usize;
-                if let Some((kind, text)) = activity_of(&open) {
+                if let Some((kind, text)) = open.activity() {
                     request::set_activity(st, kind, st.tx.unix_at(open.start), text.as_bytes());
                 }
                 st.tx.open.push(open);
@@ -523,7 +514,7 @@ fn hook_end(ex: *mut zend_execute_data, retval: *mut zval, hook: &'static Hook) 
                 return;
             }
             let Some(open) = st.tx.open.pop() else { return };
-            let had_activity = activity_of(&open).is_some();
+            let had_activity = open.activity.is_some();
             // SAFETY: the engine's return value (may be null, e.g. on exception).
             let rv = unsafe { retval.cast::<Zval>().as_ref() };
             (hook.end)(frame, rv, &mut st.tx, open);

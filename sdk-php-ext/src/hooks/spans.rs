@@ -5,14 +5,26 @@
 use std::borrow::Cow;
 
 use ext_php_rs::types::Zval;
+use tern_php_wire::ActivityKind;
 
 use crate::clock;
+use crate::otlp::Finished;
 use crate::php::{self, Frame};
-use crate::request::{Attrs, Conn, Open, SpanRec, Text, Tx, Val};
+use crate::request::{Attrs, Conn, Open, Text, Tx, Val};
 
 /// A `begin` that only keeps the frame so `end` runs (no span by itself).
-pub fn mark(_frame: Frame, tx: &mut Tx) -> Option<Open> {
-    Some(open(tx, Cow::Borrowed(""), Vec::new()))
+pub fn mark(_frame: Frame, _tx: &mut Tx) -> Option<Open> {
+    // No span: no id, no clock reading, no attributes (an empty name is never finished).
+    Some(Open {
+        ex: 0,
+        id: [0; 8],
+        start: 0,
+        node: 0,
+        name: Cow::Borrowed(""),
+        attrs: Vec::new(),
+        obj: 0,
+        activity: None,
+    })
 }
 
 /// A new call record starting now, under the current call-tree node.
@@ -25,24 +37,36 @@ pub fn open(tx: &Tx, name: Cow<'static, str>, attrs: Attrs) -> Open {
         name,
         attrs,
         obj: 0,
+        activity: None,
     }
 }
-
-const SQL_VERBS: [&str; 20] = [
-    "SELECT", "INSERT", "UPDATE", "DELETE", "REPLACE", "WITH", "CREATE", "DROP", "ALTER",
-    "TRUNCATE", "BEGIN", "START", "COMMIT", "ROLLBACK", "SET", "SHOW", "CALL", "EXPLAIN", "PRAGMA",
-    "USE",
-];
 
 /// `SELECT`, `INSERT`, ... : the first word of a statement, upper-cased (`SQL` when it is
 /// not a common verb, so span names stay few).
 pub fn sql_operation(sql: &str) -> &'static str {
-    let word = sql.trim_start();
-    let end = word.bytes().take_while(u8::is_ascii_alphabetic).count();
-    let word = &word[..end];
-    SQL_VERBS
+    let b = sql.as_bytes();
+    let start = b
         .iter()
-        .find(|v| v.len() == word.len() && v.eq_ignore_ascii_case(word))
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(b.len());
+    let word = &b[start..];
+    let len = word.iter().take_while(|c| c.is_ascii_alphabetic()).count();
+    let word = &word[..len];
+    // Verbs by length, so a statement is compared with at most four of them.
+    let verbs: &[&'static str] = match len {
+        3 => &["SET", "USE"],
+        4 => &["WITH", "DROP", "SHOW", "CALL"],
+        5 => &["BEGIN", "START", "ALTER"],
+        6 => &[
+            "SELECT", "INSERT", "UPDATE", "DELETE", "CREATE", "COMMIT", "PRAGMA",
+        ],
+        7 => &["REPLACE", "EXPLAIN"],
+        8 => &["TRUNCATE", "ROLLBACK"],
+        _ => &[],
+    };
+    verbs
+        .iter()
+        .find(|v| v.as_bytes().eq_ignore_ascii_case(word))
         .copied()
         .unwrap_or("SQL")
 }
@@ -51,7 +75,7 @@ pub fn sql_operation(sql: &str) -> &'static str {
 pub fn open_sql(tx: &Tx, conn: Option<&Conn>, text: Text) -> Open {
     let op = sql_operation(&text);
     // Room for what the hooks add at the end (rows, parameters are rarer).
-    let mut attrs: Attrs = Vec::with_capacity(8);
+    let mut attrs = tx.attrs();
     let system = conn
         .map(|c| c.system)
         .filter(|s| !s.is_empty())
@@ -69,25 +93,35 @@ pub fn open_sql(tx: &Tx, conn: Option<&Conn>, text: Text) -> Open {
             attrs.push(("server.port", Val::I(p)));
         }
     }
+    let at = attrs.len() as u8;
     attrs.push(("db.query.text", Val::T(text)));
-    open(tx, op.into(), attrs)
+    let mut open = open(tx, op.into(), attrs);
+    open.activity = Some((ActivityKind::Sql, at));
+    open
 }
 
 /// Splits a URL into (scheme, host, port).
 pub fn url_parts(url: &str) -> (Val, String, Option<i64>) {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let authority = authority.rsplit('@').next().unwrap_or(authority);
+    let (scheme, rest) = match url.find("://") {
+        Some(i) => (&url[..i], &url[i + 3..]),
+        None => ("", url),
+    };
+    let end = rest
+        .bytes()
+        .position(|c| matches!(c, b'/' | b'?' | b'#'))
+        .unwrap_or(rest.len());
+    let authority = &rest[..end];
+    let authority = match authority.bytes().rposition(|c| c == b'@') {
+        Some(i) => &authority[i + 1..],
+        None => authority,
+    };
     let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
         let (h, rest) = v6.split_once(']').unwrap_or((v6, ""));
-        (
-            h.to_string(),
-            rest.strip_prefix(':').and_then(|p| p.parse().ok()),
-        )
+        (h, rest.strip_prefix(':').and_then(parse_port))
     } else {
-        match authority.rsplit_once(':') {
-            Some((h, p)) => (h.to_string(), p.parse().ok()),
-            None => (authority.to_string(), None),
+        match authority.bytes().rposition(|c| c == b':') {
+            Some(i) => (&authority[..i], parse_port(&authority[i + 1..])),
+            None => (authority, None),
         }
     };
     let (scheme, default_port) = if scheme.eq_ignore_ascii_case("https") {
@@ -97,7 +131,16 @@ pub fn url_parts(url: &str) -> (Val, String, Option<i64>) {
     } else {
         (Val::S(scheme.to_ascii_lowercase()), None)
     };
-    (scheme, host, port.or(default_port))
+    (scheme, host.to_string(), port.or(default_port))
+}
+
+/// A port number (digits only, at most 65535).
+fn parse_port(p: &str) -> Option<i64> {
+    if p.is_empty() || p.len() > 5 || !p.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let n = p.bytes().fold(0i64, |n, c| n * 10 + i64::from(c - b'0'));
+    (n <= 65535).then_some(n)
 }
 
 /// An HTTP method as an attribute value (the common ones without allocating).
@@ -116,15 +159,18 @@ pub fn open_http(tx: &Tx, method: &str, url: String) -> Open {
     name.push_str(method);
     name.push(' ');
     name.push_str(&host);
-    let mut attrs: Attrs = Vec::with_capacity(6);
+    let mut attrs = tx.attrs();
     attrs.push(("http.request.method", method_val(method)));
+    let at = attrs.len() as u8;
     attrs.push(("url.full", Val::S(url)));
     attrs.push(("url.scheme", scheme));
     attrs.push(("server.address", Val::S(host)));
     if let Some(p) = port {
         attrs.push(("server.port", Val::I(p)));
     }
-    open(tx, name.into(), attrs)
+    let mut open = open(tx, name.into(), attrs);
+    open.activity = Some((ActivityKind::External, at));
+    open
 }
 
 /// Appends the W3C `traceparent` for an outgoing call whose span is `open`.
@@ -178,15 +224,16 @@ fn finish_at(
         return;
     }
     open.attrs.extend(more);
-    tx.push_span(SpanRec {
+    tx.push_span(&Finished {
         id: open.id,
-        name: open.name,
-        start: open.start,
-        end,
+        name: &open.name,
+        start: tx.unix_at(open.start),
+        end: tx.unix_at(end),
         node: open.node,
-        attrs: open.attrs,
-        error,
+        attrs: &open.attrs,
+        error: error.as_ref(),
     });
+    tx.recycle(open.attrs);
 }
 
 /// A call still running when the request ended (exit, fatal error).
@@ -222,6 +269,7 @@ mod tests {
             name: "x".into(),
             attrs: Vec::new(),
             obj: 0,
+            activity: None,
         };
         let mut s = String::from("traceparent: ");
         push_traceparent(&mut s, &tx, &open);
@@ -247,6 +295,14 @@ mod tests {
             (Val::Str("http"), "::1".into(), Some(81))
         );
         assert_eq!(
+            url_parts("http://h:99999/"),
+            (Val::Str("http"), "h".into(), Some(80))
+        );
+        assert_eq!(
+            url_parts("https://h:x1/"),
+            (Val::Str("https"), "h".into(), Some(443))
+        );
+        assert_eq!(
             url_parts("FTP://files.example.com/a"),
             (Val::S("ftp".into()), "files.example.com".into(), None)
         );
@@ -257,5 +313,15 @@ mod tests {
         assert_eq!(sql_operation("  select * from t"), "SELECT");
         assert_eq!(sql_operation("(SELECT 1)"), "SQL");
         assert_eq!(sql_operation("vacuum"), "SQL");
+        assert_eq!(sql_operation("\n\t UPDATE t SET a = 1"), "UPDATE");
+        assert_eq!(sql_operation("selects"), "SQL");
+        assert_eq!(sql_operation(""), "SQL");
+        for verb in [
+            "SELECT", "INSERT", "UPDATE", "DELETE", "REPLACE", "WITH", "CREATE", "DROP", "ALTER",
+            "TRUNCATE", "BEGIN", "START", "COMMIT", "ROLLBACK", "SET", "SHOW", "CALL", "EXPLAIN",
+            "PRAGMA", "USE",
+        ] {
+            assert_eq!(sql_operation(&format!("{} x", verb.to_lowercase())), verb);
+        }
     }
 }
