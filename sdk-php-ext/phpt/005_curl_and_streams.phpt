@@ -30,6 +30,7 @@ echo stream_get_contents(\$f), "\\n";
 fclose(\$f);
 echo "contexts after: ", json_encode(stream_context_get_options(\$ctx)['http']['header']), " ", json_encode(stream_context_get_options(\$ctx2)['http']['header']), "\\n";
 echo "default after: ", json_encode(stream_context_get_options(stream_context_get_default())), "\\n";
+echo "curl information asked of PHP instead of libcurl: ", tern_stats()['curl_info_from_php'], "\\n";
 PHP;
 $seen = [];
 $r = tern_run($code, [], function ($proc, $pipes) use ($http, &$seen) {
@@ -63,6 +64,7 @@ ctx
 fopen
 contexts after: "X-App: ctx\r\ntraceparent: 00-11111111111111111111111111111111-2222222222222222-01" ["X-App: ctx2"]
 default after: {"http":{"header":""}}
+curl information asked of PHP instead of libcurl: 0
 name=POST 127.0.0.1 http.request.method=POST http.response.status_code=200 server.address=127.0.0.1 status=unset error.type=-
 name=DELETE 127.0.0.1 http.request.method=DELETE http.response.status_code=201 server.address=127.0.0.1 status=unset error.type=-
 name=GET 127.0.0.1 http.request.method=GET http.response.status_code=200 server.address=127.0.0.1 status=unset error.type=-

@@ -59,7 +59,8 @@ unsafe extern "C" fn rshutdown(_ty: i32, _module_number: i32) -> i32 {
     SUCCESS
 }
 
-/// Counters of this process: frames sent and dropped, hook failures caught.
+/// Counters of this process: frames sent and dropped, hook failures caught, curl transfer
+/// information that had to be asked of PHP (libcurl not reachable directly).
 #[php_function]
 pub fn tern_stats() -> HashMap<String, i64> {
     let n = |v: u64| v as i64;
@@ -79,6 +80,10 @@ pub fn tern_stats() -> HashMap<String, i64> {
         (
             "hook_failures".to_string(),
             n(hooks::FAILURES.load(Ordering::Relaxed)),
+        ),
+        (
+            "curl_info_from_php".to_string(),
+            n(hooks::curl::INFO_FROM_PHP.load(Ordering::Relaxed)),
         ),
         ("enabled".to_string(), config::get().enabled as i64),
     ])

@@ -4,6 +4,8 @@
 //! application's own `CURLOPT_HTTPHEADER` list is tracked so the header is added to it,
 //! not put in its place.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use ext_php_rs::convert::IntoZval;
 use ext_php_rs::types::{ZendHashTable, Zval};
 
@@ -116,16 +118,107 @@ fn setopt_array_end(frame: Frame, rv: Option<&Zval>, tx: &mut Tx, _open: Open) {
     }
 }
 
+/// libcurl's own `curl_easy_getinfo`, called on the handle inside a `CurlHandle`
+/// object (skips a PHP function call: `curl_getinfo` costs ~650 instructions, this
+/// ~100). `None` when libcurl or the handle cannot be found; the caller then asks PHP.
+mod direct {
+    use std::ffi::{c_char, c_int, c_long, c_void, CStr};
+    use std::sync::OnceLock;
+
+    use ext_php_rs::types::Zval;
+
+    type GetInfo = unsafe extern "C" fn(*mut c_void, c_int, ...) -> c_int;
+
+    fn easy_getinfo() -> Option<GetInfo> {
+        static F: OnceLock<Option<GetInfo>> = OnceLock::new();
+        *F.get_or_init(|| {
+            // SAFETY: a lookup in the symbols already loaded (PHP loads curl.so, and
+            // with it libcurl, with RTLD_GLOBAL); the symbol has this C signature.
+            let p = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"curl_easy_getinfo".as_ptr()) };
+            (!p.is_null()).then(|| unsafe { std::mem::transmute::<*mut c_void, GetInfo>(p) })
+        })
+    }
+
+    /// The `CURL *` of a `CurlHandle`: PHP keeps its curl object `handlers.offset` bytes
+    /// in front of the `zend_object`, and the handle is that struct's first field
+    /// (`php_curl.cp`, PHP 8.0 to 8.4).
+    fn easy_handle(ch: &Zval) -> Option<*mut c_void> {
+        let obj = ch.dereference().object()?;
+        // SAFETY: a live object: its class entry, name and handlers are valid.
+        unsafe {
+            if crate::php::zstr((*obj.ce).name) != b"CurlHandle" || obj.handlers.is_null() {
+                return None;
+            }
+            let offset = usize::try_from((*obj.handlers).offset).ok()?;
+            if offset < std::mem::size_of::<*mut c_void>() {
+                return None;
+            }
+            let base = (obj as *const ext_php_rs::types::ZendObject)
+                .cast::<u8>()
+                .sub(offset);
+            let cp = base.cast::<*mut c_void>().read();
+            (!cp.is_null()).then_some(cp)
+        }
+    }
+
+    const CURLE_OK: c_int = 0;
+
+    /// A `long` piece of information (`CURLINFO_RESPONSE_CODE`, ...).
+    pub fn long(ch: &Zval, what: c_int) -> Option<i64> {
+        let (f, cp) = (easy_getinfo()?, easy_handle(ch)?);
+        let mut v: c_long = 0;
+        // SAFETY: a live easy handle; a `long` info writes one `long`.
+        (unsafe { f(cp, what, &mut v as *mut c_long) } == CURLE_OK).then_some(v as i64)
+    }
+
+    /// A string piece of information (`CURLINFO_EFFECTIVE_URL`, ...), bytes copied.
+    pub fn bytes(ch: &Zval, what: c_int, out: impl FnOnce(&[u8])) -> Option<()> {
+        let (f, cp) = (easy_getinfo()?, easy_handle(ch)?);
+        let mut p: *const c_char = std::ptr::null();
+        // SAFETY: a live easy handle; a string info writes a pointer owned by libcurl,
+        // valid until the handle changes (read right away).
+        if unsafe { f(cp, what, &mut p as *mut *const c_char) } != CURLE_OK || p.is_null() {
+            return None;
+        }
+        out(unsafe { CStr::from_ptr(p) }.to_bytes());
+        Some(())
+    }
+}
+
+/// Times transfer information had to be asked of PHP's `curl_getinfo` because libcurl
+/// could not be reached directly (`tern_stats()["curl_info_from_php"]`).
+pub static INFO_FROM_PHP: AtomicU64 = AtomicU64::new(0);
+
 fn getinfo(ch: &Zval, what: i64) -> Option<Zval> {
+    INFO_FROM_PHP.fetch_add(1, Ordering::Relaxed);
     php::call("curl_getinfo", &[ch, &what.into_zval(false).ok()?])
+}
+
+/// The URL a transfer on `ch` goes to.
+fn effective_url(ch: &Zval) -> String {
+    let mut url = String::new();
+    let direct = direct::bytes(ch, CURLINFO_EFFECTIVE_URL as i32, |b| {
+        url.push_str(&php::lossy(b))
+    });
+    if direct.is_none() {
+        url = getinfo(ch, CURLINFO_EFFECTIVE_URL)
+            .and_then(|z| php::zval_bytes(&z).map(|b| php::lossy(b).into_owned()))
+            .unwrap_or_default();
+    }
+    url
+}
+
+/// The HTTP status of the last transfer on `ch` (0 when none).
+fn response_code(ch: &Zval) -> i64 {
+    direct::long(ch, CURLINFO_RESPONSE_CODE as i32)
+        .or_else(|| getinfo(ch, CURLINFO_RESPONSE_CODE).and_then(|z| z.long()))
+        .unwrap_or(0)
 }
 
 /// Starts the span of a transfer on `ch` and adds `traceparent` to its headers.
 fn start(tx: &mut Tx, ch: &Zval) -> Option<Open> {
     let handle = php::obj_handle(ch)?;
-    let url = getinfo(ch, CURLINFO_EFFECTIVE_URL)
-        .and_then(|z| php::zval_bytes(&z).map(|b| php::lossy(b).into_owned()))
-        .unwrap_or_default();
+    let url = effective_url(ch);
     let opts = tx
         .curl_opts
         .iter()
@@ -156,9 +249,7 @@ fn start(tx: &mut Tx, ch: &Zval) -> Option<Open> {
 /// Ends the span of a transfer on `ch`: status from `curl_getinfo`, error from
 /// `curl_error` when the transfer failed.
 fn stop(tx: &mut Tx, ch: &Zval, open: Open, failed: bool) {
-    let status = getinfo(ch, CURLINFO_RESPONSE_CODE)
-        .and_then(|z| z.long())
-        .unwrap_or(0);
+    let status = response_code(ch);
     let more = (status > 0).then_some(("http.response.status_code", Val::I(status)));
     let mut error = None;
     if status >= 400 {

@@ -52,9 +52,26 @@ pub fn parse_dsn(dsn: &str) -> Conn {
     conn
 }
 
+thread_local! {
+    /// The last DSN parsed and what it gave: an application connects with the same DSN
+    /// request after request.
+    static LAST_DSN: std::cell::RefCell<(Vec<u8>, Conn)> = Default::default();
+}
+
+/// [`parse_dsn`], remembered for the last DSN.
+fn conn_of_dsn(dsn: &[u8]) -> Conn {
+    LAST_DSN.with(|last| {
+        let mut last = last.borrow_mut();
+        if last.0 != dsn || last.1.system.is_empty() {
+            *last = (dsn.to_vec(), parse_dsn(&String::from_utf8_lossy(dsn)));
+        }
+        last.1.clone()
+    })
+}
+
 fn connect_end(frame: Frame, _rv: Option<&Zval>, tx: &mut Tx, _open: Open) {
     if let (Some(this), Some(dsn)) = (frame.this_handle(), frame.arg_bytes(0)) {
-        tx.set_conn(this, parse_dsn(&String::from_utf8_lossy(dsn)));
+        tx.set_conn(this, conn_of_dsn(dsn));
     }
 }
 

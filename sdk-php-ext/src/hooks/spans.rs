@@ -102,9 +102,10 @@ pub fn open_sql(tx: &Tx, conn: Option<&Conn>, text: Text) -> Open {
 
 /// Splits a URL into (scheme, host, port).
 pub fn url_parts(url: &str) -> (Val, String, Option<i64>) {
-    let (scheme, rest) = match url.find("://") {
-        Some(i) => (&url[..i], &url[i + 3..]),
-        None => ("", url),
+    // The scheme ends at the first `:`, when `//` follows it.
+    let (scheme, rest) = match url.bytes().position(|c| c == b':') {
+        Some(i) if url.as_bytes()[i + 1..].starts_with(b"//") => (&url[..i], &url[i + 3..]),
+        _ => ("", url),
     };
     let end = rest
         .bytes()
