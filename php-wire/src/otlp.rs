@@ -171,16 +171,18 @@ pub fn put_kv(buf: &mut Vec<u8>, tag: u32, key: &str, v: Value<'_>) {
     // The common cases (a short string or an integer): every tag and length is one byte,
     // so the message is written in one go.
     match v {
-        Value::Str(s)
-            if s.len() < 120 && put_short_kv(buf, tag, k, &[0x0a, s.len() as u8], s.as_bytes()) =>
-        {
-            return
+        Value::Str(s) if s.len() < 120 => {
+            let mut any = [0u8; SHORT_HEAD];
+            any[..2].copy_from_slice(&[0x0a, s.len() as u8]); // string_value, length
+            if put_short_kv(buf, tag, k, (any, 2), s.as_bytes()) {
+                return;
+            }
         }
         Value::I64(i) => {
-            let mut any = [0u8; 11];
+            let mut any = [0u8; SHORT_HEAD];
             any[0] = 3 << 3; // int_value, varint
             let n = 1 + write_varint(i as u64, &mut any[1..]);
-            if put_short_kv(buf, tag, k, &any[..n], &[]) {
+            if put_short_kv(buf, tag, k, (any, n), &[]) {
                 return;
             }
         }
@@ -209,32 +211,47 @@ fn write_varint(mut v: u64, out: &mut [u8]) -> usize {
     n + 1
 }
 
+/// Room for the head of a short `AnyValue` (its key byte and a length or a varint).
+const SHORT_HEAD: usize = 12;
+
 /// A `KeyValue` whose tag and lengths each fit one byte (`tag` < 16, the message < 128
-/// bytes), its `AnyValue` body being `head` then `tail`; false (nothing written) when it
-/// does not fit.
+/// bytes), its `AnyValue` body being the first `head.1` bytes of `head.0` then `tail`;
+/// false (nothing written) when it does not fit.
 #[inline]
-fn put_short_kv(buf: &mut Vec<u8>, tag: u32, key: &[u8], head: &[u8], tail: &[u8]) -> bool {
-    let vlen = head.len() + tail.len();
+fn put_short_kv(
+    buf: &mut Vec<u8>,
+    tag: u32,
+    key: &[u8],
+    head: ([u8; SHORT_HEAD], usize),
+    tail: &[u8],
+) -> bool {
+    let (head, head_len) = head;
+    let vlen = head_len + tail.len();
     let len = 2 + key.len() + 2 + vlen;
-    if tag >= 16 || len >= 128 {
+    if tag >= 16 || len >= 128 || head_len > SHORT_HEAD {
         return false;
     }
     let total = 2 + len;
-    buf.reserve(total);
-    // SAFETY: `total` bytes were reserved past the length; exactly `total` bytes are
-    // written there (2 + 2 + key + 2 + head + tail), then the length covers them.
+    // The whole head array is copied (a fixed-size copy, no call) and `tail` written
+    // over what follows its used part: room for the unused rest is reserved too.
+    buf.reserve(total + SHORT_HEAD);
+    // SAFETY: `total + SHORT_HEAD` bytes were reserved past the length. Written: 4 bytes,
+    // the key, 2 bytes, SHORT_HEAD bytes, then `tail` from 2 + key + 2 + head_len on;
+    // every write ends within `total + SHORT_HEAD`, and the length covers the `total`
+    // bytes that are the message.
     unsafe {
         let p = buf.as_mut_ptr().add(buf.len());
-        p.write((tag << 3 | WireType::LengthDelimited as u32) as u8);
-        p.add(1).write(len as u8);
-        p.add(2).write(0x0a);
-        p.add(3).write(key.len() as u8);
+        p.cast::<[u8; 4]>().write_unaligned([
+            (tag << 3 | WireType::LengthDelimited as u32) as u8,
+            len as u8,
+            0x0a,
+            key.len() as u8,
+        ]);
         std::ptr::copy_nonoverlapping(key.as_ptr(), p.add(4), key.len());
         let q = p.add(4 + key.len());
-        q.write(0x12);
-        q.add(1).write(vlen as u8);
-        std::ptr::copy_nonoverlapping(head.as_ptr(), q.add(2), head.len());
-        std::ptr::copy_nonoverlapping(tail.as_ptr(), q.add(2 + head.len()), tail.len());
+        q.cast::<[u8; 2]>().write_unaligned([0x12, vlen as u8]);
+        q.add(2).cast::<[u8; SHORT_HEAD]>().write_unaligned(head);
+        std::ptr::copy_nonoverlapping(tail.as_ptr(), q.add(2 + head_len), tail.len());
         buf.set_len(buf.len() + total);
     }
     true
