@@ -11,6 +11,11 @@
 //! cargo build --release -p tern-php -p tern-agent -p tern-collector
 //! cargo test --release -p tern-php --test fpm_instructions -- --ignored --nocapture
 //! ```
+//!
+//! With `TERN_BENCH_PERF=1` the workers run under `perf record` (CPU-clock samples,
+//! i.e. time, not instructions) instead, and the share of each library and function in
+//! the worker's time is printed for both sides: where the time goes when code runs
+//! cold between PHP's own work (instruction counts do not show cache misses).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -62,6 +67,44 @@ fn stop_and_count(dir: &Path) -> (u64, Vec<PathBuf>) {
     (total, files)
 }
 
+/// Stops php-fpm (perf writes its file when the master exits) and prints the worker's
+/// time by library and by function.
+fn print_perf_profile(label: &str, dir: &Path) {
+    let master = std::fs::read_to_string(dir.join("php-fpm.pid")).unwrap();
+    let master = master.trim().to_string();
+    assert!(Command::new("kill")
+        .args(["-QUIT", &master])
+        .status()
+        .unwrap()
+        .success());
+    let data = dir.join("perf.data");
+    tern_testkit::wait_for("perf to write its file", Duration::from_secs(60), || {
+        !Path::new(&format!("/proc/{master}")).exists()
+            && data.metadata().is_ok_and(|m| m.len() > 0)
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    for sort in ["dso", "dso,sym"] {
+        let out = Command::new("perf")
+            .args([
+                "report",
+                "--stdio",
+                "-q",
+                "--comm",
+                "php-fpm8.2",
+                "--sort",
+                sort,
+                "-i",
+            ])
+            .arg(&data)
+            .output()
+            .unwrap();
+        println!("== {label}: php-fpm time by {sort} (perf, CPU-clock samples)");
+        for line in String::from_utf8_lossy(&out.stdout).lines().take(30) {
+            println!("{line}");
+        }
+    }
+}
+
 #[test]
 #[ignore = "benchmark: run by hand, see the module docs"]
 fn instructions_per_request_with_and_without_the_extension() {
@@ -72,11 +115,24 @@ fn instructions_per_request_with_and_without_the_extension() {
     let collector = Collector::start(StoreMode::Embedded, &[]);
     let services = AppServices::start(tmp.path());
     let env = services.env.clone();
+    let perf = std::env::var("TERN_BENCH_PERF").is_ok_and(|v| v == "1");
     let mut rows = Vec::new();
     for label in ["no extension", "tern.so+forwarder"] {
         let dir = tmp.path().join(label.replace(['.', '+', ' '], "-"));
         std::fs::create_dir_all(&dir).unwrap();
-        let launcher = vec![
+        let perf_launcher = vec![
+            "perf".to_string(),
+            "record".into(),
+            "-q".into(),
+            "-e".into(),
+            "cpu-clock".into(),
+            "-F".into(),
+            "20000".into(),
+            "-o".into(),
+            dir.join("perf.data").display().to_string(),
+            "--".into(),
+        ];
+        let callgrind_launcher = vec![
             "valgrind".to_string(),
             "--tool=callgrind".into(),
             // Count what a request costs: its start-up, the script, its shutdown (not
@@ -87,6 +143,11 @@ fn instructions_per_request_with_and_without_the_extension() {
             "--toggle-collect=php_request_shutdown".into(),
             format!("--callgrind-out-file={}/callgrind.out.%p", dir.display()),
         ];
+        let launcher = if perf {
+            perf_launcher
+        } else {
+            callgrind_launcher
+        };
         let forwarder =
             (label != "no extension").then(|| Forwarder::start(&dir, &collector.otlp_grpc));
         let options = FpmOptions {
@@ -109,10 +170,20 @@ fn instructions_per_request_with_and_without_the_extension() {
         for _ in 0..requests {
             assert_eq!(stack.get("/bench").0, 200);
         }
+        if perf {
+            print_perf_profile(label, &dir);
+            drop(stack);
+            continue;
+        }
         let (n, files) = stop_and_count(&dir);
         assert!(n > 0, "no callgrind file of a worker in {}", dir.display());
         rows.push((label, n as f64 / requests as f64, files));
         drop(stack);
+    }
+    if perf {
+        let keep = tmp.keep();
+        println!("perf files kept under {}", keep.display());
+        return;
     }
     println!("php-fpm worker instructions per request, /bench, {requests} requests (callgrind):");
     let base = rows[0].1;

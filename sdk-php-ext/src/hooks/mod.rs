@@ -30,7 +30,7 @@ pub use spans::{
 };
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU64, AtomicUsize, Ordering};
 
 use ext_php_rs::ffi::{self, zend_execute_data, zend_function, zend_observer_fcall_handlers, zval};
 use ext_php_rs::types::Zval;
@@ -109,6 +109,22 @@ fn hook_at(mut index: usize) -> Option<&'static Hook> {
 static RESOLVED_FUNC: [AtomicUsize; 96] = [const { AtomicUsize::new(0) }; 96];
 static RESOLVED_HOOK: [AtomicUsize; 96] = [const { AtomicUsize::new(0) }; 96];
 static RESOLVED_LEN: AtomicUsize = AtomicUsize::new(0);
+
+/// Our slot in every internal function's `reserved` array (`zend_get_resource_handle`,
+/// taken at module start; -1 when the engine had none left): a wrapped function carries
+/// its hook index + 1 there, so the wrapper finds its hook with one read of the function
+/// it was called with (already in cache), and copies of a wrapped function (subclasses,
+/// closures) carry it too.
+static RESERVED: AtomicIsize = AtomicIsize::new(-1);
+
+/// The hook index a wrapped function (or a copy of one) carries in our reserved slot.
+#[inline]
+fn reserved_index(func: *mut zend_function) -> Option<usize> {
+    let slot = usize::try_from(RESERVED.load(Ordering::Relaxed)).ok()?;
+    // SAFETY: the function being called; internal functions have `reserved`.
+    let v = unsafe { (*func).internal_function.reserved[slot] } as usize;
+    (v != 0 && v <= ORIGINAL.len()).then(|| v - 1)
+}
 
 fn resolved_index(func: *mut zend_function) -> Option<usize> {
     let f = func as usize;
@@ -195,6 +211,11 @@ pub fn register(profile: bool) {
         }
     }
     errors::register();
+    // SAFETY: MINIT; the engine hands out one of its reserved slots per caller.
+    let slot = unsafe { ffi::zend_get_resource_handle(c"tern".as_ptr()) };
+    if (0..6).contains(&slot) {
+        RESERVED.store(slot as isize, Ordering::Relaxed);
+    }
     install();
 }
 
@@ -385,6 +406,9 @@ pub fn install() {
                     if let Some(original) = *slot {
                         if remember(func, index) {
                             ORIGINAL[index].store(original as usize, Ordering::Relaxed);
+                            if let Ok(r) = usize::try_from(RESERVED.load(Ordering::Relaxed)) {
+                                (*func).internal_function.reserved[r] = (index + 1) as *mut _;
+                            }
                             *slot = Some(wrapper);
                         }
                     }
@@ -457,7 +481,9 @@ pub fn install_done() {
 unsafe extern "C" fn wrapper(ex: *mut zend_execute_data, rv: *mut zval) {
     // SAFETY: the engine calls handlers with a valid frame.
     let func = unsafe { (*ex).func };
-    let index = resolved_index(func).or_else(|| inherited(func));
+    let index = reserved_index(func)
+        .or_else(|| resolved_index(func))
+        .or_else(|| inherited(func));
     let original = index
         .map(|i| ORIGINAL[i].load(Ordering::Relaxed))
         .unwrap_or(0);
