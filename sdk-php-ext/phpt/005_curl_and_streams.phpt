@@ -1,5 +1,5 @@
 --TEST--
-curl (exec and multi) and http stream calls become client spans with status, and their requests carry a traceparent of the same trace (streams: through the context passed or the default one, put back as it was after the call); a traceparent the application sets itself is kept
+curl (exec and multi) and http stream calls become client spans with status, and their requests carry a traceparent of the same trace (streams: through the context passed or the default one, put back as it was after the call); a traceparent the application sets itself is kept; a handle reused or copied sends its own, a copy keeps the original's headers and method, and a multi transfer never read is recorded as aborted
 --FILE--
 <?php
 require __DIR__ . '/tern_test.inc';
@@ -30,6 +30,17 @@ echo stream_get_contents(\$f), "\\n";
 fclose(\$f);
 echo "contexts after: ", json_encode(stream_context_get_options(\$ctx)['http']['header']), " ", json_encode(stream_context_get_options(\$ctx2)['http']['header']), "\\n";
 echo "default after: ", json_encode(stream_context_get_options(stream_context_get_default())), "\\n";
+\$again = curl_init("\$base/again");
+curl_setopt(\$again, CURLOPT_RETURNTRANSFER, true);
+echo curl_exec(\$again), " ", curl_exec(\$again), "\\n";
+\$copy = curl_copy_handle(\$ch);
+echo curl_exec(\$copy), "\\n";
+\$mh2 = curl_multi_init();
+\$left = curl_init("\$base/left");
+curl_setopt(\$left, CURLOPT_RETURNTRANSFER, true);
+curl_multi_add_handle(\$mh2, \$left);
+do { \$status = curl_multi_exec(\$mh2, \$running); if (\$running) curl_multi_select(\$mh2, 1); } while (\$running && \$status == CURLM_OK);
+echo "a multi transfer never read or removed\\n";
 echo "curl information asked of PHP instead of libcurl: ", tern_stats()['curl_info_from_php'], "\\n";
 PHP;
 $seen = [];
@@ -40,20 +51,24 @@ $r = tern_run($code, [], function ($proc, $pipes) use ($http, &$seen) {
     $seen[] = tern_http_answer($http, 404, 'nope');
     $seen[] = tern_http_answer($http, 200, 'ctx');
     $seen[] = tern_http_answer($http, 200, 'fopen');
+    $seen[] = tern_http_answer($http, 200, 'again1');
+    $seen[] = tern_http_answer($http, 200, 'again2');
+    $seen[] = tern_http_answer($http, 200, 'copy');
+    $seen[] = tern_http_answer($http, 200, 'left');
 });
 echo $r['out'];
 tern_show(tern_where($r['spans'], 'kind', 'CLIENT'), ['name', 'http.request.method', 'http.response.status_code', 'server.address', 'status', 'error.type']);
 echo "the server saw: ", implode(', ', array_map(fn($h) => explode(' ', $h[':request'])[0], $seen)), "\n";
 $clients = tern_where($r['spans'], 'kind', 'CLIENT');
 $trace = tern_where($r['spans'], 'kind', 'SERVER')[0]['trace_id'];
-foreach ([0, 1, 2, 5] as $i) {
+foreach ([0, 1, 2, 5, 6, 7, 8, 9] as $i) {
     $tp = $seen[$i]['traceparent'] ?? '';
     $url = $clients[$i]['url.full'];
     echo "$url: traceparent ", $tp === "00-$trace-{$clients[$i]['span_id']}-01" ? 'matches its span' : "WRONG ($tp)",
         " (", $seen[$i][':count traceparent'] ?? 0, ")\n";
 }
 echo "the application's own traceparent: ", $seen[4]['traceparent'] ?? 'LOST', " (", $seen[4][':count traceparent'] ?? 0, ")\n";
-echo "application header kept: ", $seen[0]['x-app'] ?? 'LOST', ", ", $seen[4]['x-app'] ?? 'LOST', ", ", $seen[5]['x-app'] ?? 'LOST', "\n";
+echo "application header kept: ", $seen[0]['x-app'] ?? 'LOST', ", ", $seen[4]['x-app'] ?? 'LOST', ", ", $seen[5]['x-app'] ?? 'LOST', ", copy: ", $seen[8]['x-app'] ?? 'LOST', "\n";
 ?>
 --EXPECTF--
 one
@@ -64,6 +79,9 @@ ctx
 fopen
 contexts after: "X-App: ctx\r\ntraceparent: 00-11111111111111111111111111111111-2222222222222222-01" ["X-App: ctx2"]
 default after: {"http":{"header":""}}
+again1 again2
+copy
+a multi transfer never read or removed
 curl information asked of PHP instead of libcurl: 0
 name=POST 127.0.0.1 http.request.method=POST http.response.status_code=200 server.address=127.0.0.1 status=unset error.type=-
 name=DELETE 127.0.0.1 http.request.method=DELETE http.response.status_code=201 server.address=127.0.0.1 status=unset error.type=-
@@ -71,10 +89,18 @@ name=GET 127.0.0.1 http.request.method=GET http.response.status_code=200 server.
 name=GET 127.0.0.1 http.request.method=GET http.response.status_code=404 server.address=127.0.0.1 status=error error.type=404
 name=GET 127.0.0.1 http.request.method=GET http.response.status_code=200 server.address=127.0.0.1 status=unset error.type=-
 name=GET 127.0.0.1 http.request.method=GET http.response.status_code=200 server.address=127.0.0.1 status=unset error.type=-
-the server saw: POST, DELETE, GET, GET, GET, GET
+name=GET 127.0.0.1 http.request.method=GET http.response.status_code=200 server.address=127.0.0.1 status=unset error.type=-
+name=GET 127.0.0.1 http.request.method=GET http.response.status_code=200 server.address=127.0.0.1 status=unset error.type=-
+name=POST 127.0.0.1 http.request.method=POST http.response.status_code=200 server.address=127.0.0.1 status=unset error.type=-
+name=GET 127.0.0.1 http.request.method=GET http.response.status_code=- server.address=127.0.0.1 status=error error.type=aborted
+the server saw: POST, DELETE, GET, GET, GET, GET, GET, GET, POST, GET
 http://127.0.0.1:%d/one: traceparent matches its span (1)
 http://127.0.0.1:%d/multi: traceparent matches its span (1)
 http://127.0.0.1:%d/stream: traceparent matches its span (1)
 http://127.0.0.1:%d/fopen: traceparent matches its span (1)
+http://127.0.0.1:%d/again: traceparent matches its span (1)
+http://127.0.0.1:%d/again: traceparent matches its span (1)
+http://127.0.0.1:%d/one: traceparent matches its span (1)
+http://127.0.0.1:%d/left: traceparent matches its span (1)
 the application's own traceparent: 00-11111111111111111111111111111111-2222222222222222-01 (1)
-application header kept: kept, ctx, ctx2
+application header kept: kept, ctx, ctx2, copy: kept

@@ -1,8 +1,10 @@
 //! curl: `curl_exec` and the multi interface (`curl_multi_add_handle` starts the span,
-//! `curl_multi_getcontent`/`curl_multi_remove_handle` end it). Every outgoing request
-//! carries a W3C `traceparent` (unless the application sets one itself); the
-//! application's own `CURLOPT_HTTPHEADER` list is tracked so the header is added to it,
-//! not put in its place.
+//! `curl_multi_getcontent`/`curl_multi_remove_handle` end it); `curl_copy_handle` copies
+//! what is tracked of a handle. Every outgoing request carries a W3C `traceparent`
+//! (unless the application sets one itself); the application's own `CURLOPT_HTTPHEADER`
+//! list is tracked so the header is added to it, not put in its place. A handle without
+//! headers of the application's gets ours straight through libcurl (`libcurl.rs`), taken
+//! off when the transfer ends.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -10,7 +12,7 @@ use ext_php_rs::convert::IntoZval;
 use ext_php_rs::types::{ZendHashTable, Zval};
 
 use super::stream::is_traceparent;
-use super::{failure, finish, mark, open_http, push_traceparent, Hook};
+use super::{failure, finish, libcurl, mark, open_http, push_traceparent, Hook};
 use crate::php::{self, Frame};
 use crate::request::{CurlOpts, Open, Tx, Val};
 
@@ -28,6 +30,7 @@ const CURLINFO_EFFECTIVE_URL: i64 = 0x100001;
 pub const HOOKS: &[Hook] = &[
     Hook::function("curl_setopt", mark, setopt_end),
     Hook::function("curl_setopt_array", mark, setopt_array_end),
+    Hook::function("curl_copy_handle", mark, copy_end),
     Hook::function("curl_exec", exec_begin, exec_end),
     Hook::function("curl_multi_add_handle", multi_add_begin, multi_add_end),
     Hook::function("curl_multi_getcontent", multi_done_begin, super::discard),
@@ -118,76 +121,31 @@ fn setopt_array_end(frame: Frame, rv: Option<&Zval>, tx: &mut Tx, _open: Open) {
     }
 }
 
-/// libcurl's own `curl_easy_getinfo`, called on the handle inside a `CurlHandle`
-/// object (skips a PHP function call: `curl_getinfo` costs ~650 instructions, this
-/// ~100). `None` when libcurl or the handle cannot be found; the caller then asks PHP.
-mod direct {
-    use std::ffi::{c_char, c_int, c_long, c_void, CStr};
-    use std::sync::OnceLock;
-
-    use ext_php_rs::types::Zval;
-
-    type GetInfo = unsafe extern "C" fn(*mut c_void, c_int, ...) -> c_int;
-
-    fn easy_getinfo() -> Option<GetInfo> {
-        static F: OnceLock<Option<GetInfo>> = OnceLock::new();
-        *F.get_or_init(|| {
-            // SAFETY: a lookup in the symbols already loaded (PHP loads curl.so, and
-            // with it libcurl, with RTLD_GLOBAL); the symbol has this C signature.
-            let p = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"curl_easy_getinfo".as_ptr()) };
-            (!p.is_null()).then(|| unsafe { std::mem::transmute::<*mut c_void, GetInfo>(p) })
-        })
-    }
-
-    /// The `CURL *` of a `CurlHandle`: PHP keeps its curl object `handlers.offset` bytes
-    /// in front of the `zend_object`, and the handle is that struct's first field
-    /// (`php_curl.cp`, PHP 8.0 to 8.4).
-    fn easy_handle(ch: &Zval) -> Option<*mut c_void> {
-        let obj = ch.dereference().object()?;
-        // SAFETY: a live object: its class entry, name and handlers are valid.
-        unsafe {
-            if crate::php::zstr((*obj.ce).name) != b"CurlHandle" || obj.handlers.is_null() {
-                return None;
-            }
-            let offset = usize::try_from((*obj.handlers).offset).ok()?;
-            if offset < std::mem::size_of::<*mut c_void>() {
-                return None;
-            }
-            let base = (obj as *const ext_php_rs::types::ZendObject)
-                .cast::<u8>()
-                .sub(offset);
-            let cp = base.cast::<*mut c_void>().read();
-            (!cp.is_null()).then_some(cp)
-        }
-    }
-
-    const CURLE_OK: c_int = 0;
-
-    /// A `long` piece of information (`CURLINFO_RESPONSE_CODE`, ...).
-    pub fn long(ch: &Zval, what: c_int) -> Option<i64> {
-        let (f, cp) = (easy_getinfo()?, easy_handle(ch)?);
-        let mut v: c_long = 0;
-        // SAFETY: a live easy handle; a `long` info writes one `long`.
-        (unsafe { f(cp, what, &mut v as *mut c_long) } == CURLE_OK).then_some(v as i64)
-    }
-
-    /// A string piece of information (`CURLINFO_EFFECTIVE_URL`, ...), bytes copied.
-    pub fn bytes(ch: &Zval, what: c_int, out: impl FnOnce(&[u8])) -> Option<()> {
-        let (f, cp) = (easy_getinfo()?, easy_handle(ch)?);
-        let mut p: *const c_char = std::ptr::null();
-        // SAFETY: a live easy handle; a string info writes a pointer owned by libcurl,
-        // valid until the handle changes (read right away).
-        if unsafe { f(cp, what, &mut p as *mut *const c_char) } != CURLE_OK || p.is_null() {
-            return None;
-        }
-        out(unsafe { CStr::from_ptr(p) }.to_bytes());
-        Some(())
-    }
-}
-
 /// Times transfer information had to be asked of PHP's `curl_getinfo` because libcurl
 /// could not be reached directly (`tern_stats()["curl_info_from_php"]`).
 pub static INFO_FROM_PHP: AtomicU64 = AtomicU64::new(0);
+
+/// A copy of a handle has the options the application set on the original (headers,
+/// method), and not our header list when the copy was made during a transfer.
+fn copy_end(frame: Frame, rv: Option<&Zval>, tx: &mut Tx, _open: Open) {
+    let (Some(from), Some(copy)) = (frame.arg(0).and_then(php::obj_handle), rv) else {
+        return;
+    };
+    let Some(to) = php::obj_handle(copy) else {
+        return;
+    };
+    if tx.curl_direct.contains(&from) {
+        libcurl::clear_headers(copy);
+    }
+    if let Some(opts) = tx
+        .curl_opts
+        .iter()
+        .find(|(h, _)| *h == from)
+        .map(|o| o.1.clone())
+    {
+        *opts_of(tx, to) = opts;
+    }
+}
 
 fn getinfo(ch: &Zval, what: i64) -> Option<Zval> {
     INFO_FROM_PHP.fetch_add(1, Ordering::Relaxed);
@@ -197,7 +155,7 @@ fn getinfo(ch: &Zval, what: i64) -> Option<Zval> {
 /// The URL a transfer on `ch` goes to.
 fn effective_url(ch: &Zval) -> String {
     let mut url = String::new();
-    let direct = direct::bytes(ch, CURLINFO_EFFECTIVE_URL as i32, |b| {
+    let direct = libcurl::info_bytes(ch, CURLINFO_EFFECTIVE_URL as i32, |b| {
         url.push_str(&php::lossy(b))
     });
     if direct.is_none() {
@@ -210,7 +168,7 @@ fn effective_url(ch: &Zval) -> String {
 
 /// The HTTP status of the last transfer on `ch` (0 when none).
 fn response_code(ch: &Zval) -> i64 {
-    direct::long(ch, CURLINFO_RESPONSE_CODE as i32)
+    libcurl::info_long(ch, CURLINFO_RESPONSE_CODE as i32)
         .or_else(|| getinfo(ch, CURLINFO_RESPONSE_CODE).and_then(|z| z.long()))
         .unwrap_or(0)
 }
@@ -233,10 +191,22 @@ fn start(tx: &mut Tx, ch: &Zval) -> Option<Open> {
     if headers.iter().any(|h| is_traceparent(h.as_bytes())) {
         return Some(open);
     }
-    let mut list = ZendHashTable::with_capacity(headers.len() as u32 + 1);
-    let mut tp = String::with_capacity(68);
+    let mut tp = String::with_capacity(69);
     tp.push_str("traceparent: ");
     push_traceparent(&mut tp, tx, &open);
+    if headers.is_empty() {
+        // No headers of the application's to keep: our list straight into libcurl,
+        // taken off again when the transfer ends.
+        tp.push('\0');
+        let line = std::ffi::CStr::from_bytes_with_nul(tp.as_bytes()).ok();
+        if let Some(list) = line.and_then(|l| libcurl::set_header(ch, l)) {
+            tx.curl_lists.push(list);
+            tx.curl_direct.push(handle);
+            return Some(open);
+        }
+        tp.pop();
+    }
+    let mut list = ZendHashTable::with_capacity(headers.len() as u32 + 1);
     let filled = headers.iter().all(|h| list.push(h.as_str()).is_ok()) && list.push(tp).is_ok();
     if let (true, Ok(opt)) = (filled, CURLOPT_HTTPHEADER.into_zval(false)) {
         let mut list_z = Zval::new();
@@ -249,6 +219,17 @@ fn start(tx: &mut Tx, ch: &Zval) -> Option<Open> {
 /// Ends the span of a transfer on `ch`: status from `curl_getinfo`, error from
 /// `curl_error` when the transfer failed.
 fn stop(tx: &mut Tx, ch: &Zval, open: Open, failed: bool) {
+    if let Some(i) = tx.curl_direct.iter().position(|h| *h == open.obj) {
+        tx.curl_direct.swap_remove(i);
+        // Unless the application set headers of its own meanwhile (from a callback).
+        let own = tx
+            .curl_opts
+            .iter()
+            .any(|(h, o)| *h == open.obj && !o.headers.is_empty());
+        if !own {
+            libcurl::clear_headers(ch);
+        }
+    }
     let status = response_code(ch);
     let more = (status > 0).then_some(("http.response.status_code", Val::I(status)));
     let mut error = None;

@@ -19,6 +19,7 @@
 
 pub mod curl;
 pub mod errors;
+pub mod libcurl;
 pub mod mysqli;
 pub mod pdo;
 mod spans;
