@@ -1,0 +1,106 @@
+//! What the extension costs a php-fpm worker per request in CPU time, measured exactly
+//! (`/proc/<pid>/schedstat`, nanoseconds) on requests sent one after another: one
+//! php-fpm worker (behind nginx, with MariaDB and the curl target of the test app) per
+//! configuration, all started at once, alternating rounds of `TERN_BENCH_REQUESTS`
+//! (default 300) `/bench` requests (about 20 SQL and HTTP calls each),
+//! `TERN_BENCH_ROUNDS` (default 6) rounds each. Prints the worker's CPU µs per request
+//! per round and the medians, side by side: no extension, `tern.so` with its forwarder,
+//! and, with `TERN_BENCH_BASELINE_EXTENSION=<another libtern.so>`, that build with its
+//! own forwarder (before/after in one run).
+//!
+//! Where `fpm_instructions` counts instructions (which load does not move) this counts
+//! time, which is what a user pays: the extension's code runs cold between PHP's own work
+//! (each hook meets caches that MariaDB, nginx and the kernel have just used), so an
+//! instruction of ours costs more than an average one. Sequential requests keep the
+//! worker's own CPU time clean of queueing; other load on the machine still moves it by
+//! a few percent, hence alternating rounds and medians. Not part of CI (ignored):
+//!
+//! ```text
+//! cargo build --release -p tern-php -p tern-agent -p tern-collector
+//! cargo test --release -p tern-php --test fpm_cpu -- --ignored --nocapture
+//! ```
+
+use std::path::PathBuf;
+
+use tern_testkit::php::{
+    bench_extension, bench_setting, AppServices, Forwarder, FpmOptions, PhpStack,
+};
+use tern_testkit::{Collector, StoreMode};
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+#[test]
+#[ignore = "benchmark: run by hand, see the module docs"]
+fn cpu_per_sequential_request_with_and_without_the_extension() {
+    let requests: u64 = bench_setting("TERN_BENCH_REQUESTS", 300);
+    let rounds: usize = bench_setting("TERN_BENCH_ROUNDS", 6);
+    let app = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/app");
+    let tmp = tempfile::tempdir().unwrap();
+    let collector = Collector::start(StoreMode::Embedded, &[]);
+    let services = AppServices::start(tmp.path());
+    let mut configs = vec![
+        ("no extension", None),
+        ("tern.so + forwarder", Some(bench_extension())),
+    ];
+    if let Ok(base) = std::env::var("TERN_BENCH_BASELINE_EXTENSION") {
+        configs.push(("baseline .so + forwarder", Some(PathBuf::from(base))));
+    }
+    let mut stacks = Vec::new();
+    for (label, ext) in configs {
+        let dir = tmp.path().join(label.replace(['.', '+', ' '], "-"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let forwarder = ext
+            .as_ref()
+            .map(|_| Forwarder::start(&dir, &collector.otlp_grpc));
+        let ini = match &forwarder {
+            Some(f) => vec![
+                ("tern.service_name".into(), "bench".into()),
+                ("tern.socket".into(), f.socket.display().to_string()),
+                (
+                    "tern.active_path".into(),
+                    dir.join("tern-active").display().to_string(),
+                ),
+            ],
+            None => Vec::new(),
+        };
+        let options = FpmOptions {
+            extension: ext,
+            ini,
+            workers: 1,
+            launcher: Vec::new(),
+        };
+        let stack = PhpStack::start(&dir, &app, &options, &services.env);
+        for _ in 0..50 {
+            assert_eq!(stack.get("/bench").0, 200, "warm-up of {label}");
+        }
+        stacks.push((label, stack, forwarder, Vec::new()));
+    }
+    for _ in 0..rounds {
+        for (_, stack, _, per_round) in stacks.iter_mut() {
+            let before = stack.fpm_run_ns();
+            for _ in 0..requests {
+                assert_eq!(stack.get("/bench").0, 200);
+            }
+            let used = stack.fpm_run_ns() - before;
+            per_round.push(used as f64 / requests as f64 / 1000.0);
+        }
+    }
+    println!(
+        "php-fpm worker CPU µs per /bench request, sequential, {rounds} rounds x {requests} requests (schedstat):"
+    );
+    let base = median(stacks[0].3.clone());
+    for (label, _, _, per_round) in &stacks {
+        let m = median(per_round.clone());
+        let rounds: Vec<String> = per_round.iter().map(|v| format!("{v:.0}")).collect();
+        println!(
+            "  {label:<26} median {m:>7.1}  added {:>+6.1}   rounds: {}",
+            m - base,
+            rounds.join(" ")
+        );
+    }
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("load average after: {}", load.trim());
+}
