@@ -206,8 +206,33 @@ pub struct Finished<'a> {
     pub node: u32,
     /// Attributes (semantic-convention names).
     pub attrs: &'a [(&'static str, Val)],
+    /// More attributes, already encoded (see [`conn_attrs`]).
+    pub encoded: &'a [u8],
     /// Error type and message when it failed.
     pub error: Option<&'a (String, String)>,
+}
+
+/// The attributes every SQL span on a connection carries, encoded as span attributes:
+/// `db.system.name` (`other_sql` when unknown), `db.namespace`, `server.address`,
+/// `server.port`.
+pub fn conn_attrs(c: &crate::request::Conn) -> std::rc::Rc<[u8]> {
+    let mut b = Vec::with_capacity(96);
+    let system = if c.system.is_empty() {
+        "other_sql"
+    } else {
+        c.system
+    };
+    put_attr(&mut b, "db.system.name", Value::Str(system));
+    if !c.db.is_empty() {
+        put_attr(&mut b, "db.namespace", Value::Str(&c.db));
+    }
+    if !c.host.is_empty() {
+        put_attr(&mut b, "server.address", Value::Str(&c.host));
+    }
+    if let Some(p) = c.port {
+        put_attr(&mut b, "server.port", Value::I64(p));
+    }
+    b.into()
 }
 
 /// The finished child spans of a transaction, written as OTLP `Span`s the moment each
@@ -280,6 +305,7 @@ impl Spans {
         times[11] = (field::END << 3 | 1) as u8;
         times[12..].copy_from_slice(&f.end.to_le_bytes());
         b.extend_from_slice(&times);
+        b.extend_from_slice(f.encoded);
         for (k, v) in f.attrs {
             put_attr(b, k, value(v));
         }
@@ -527,6 +553,7 @@ mod tests {
                 end: 2,
                 node: tree::ROOT,
                 attrs: &[("db.system.name", Val::Str("mysql")), ("rows", Val::I(3))],
+                encoded: &[],
                 error: (i == 1).then_some(&error),
             });
         }
@@ -615,6 +642,7 @@ mod tests {
             end: 2,
             node: tx.tree.current(),
             attrs: &[],
+            encoded: &[],
             error: None,
         });
         tx.tree.enter(func(2), 2, describe);
@@ -625,6 +653,7 @@ mod tests {
             end: 4,
             node: tx.tree.current(),
             attrs: &[("db.system.name", Val::Str("mysql"))],
+            encoded: &[],
             error: None,
         });
         tx.tree.exit(5);

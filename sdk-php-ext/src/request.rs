@@ -62,6 +62,8 @@ pub struct Open {
     pub obj: u32,
     /// What the call is doing for the live view, and which attribute holds its text.
     pub activity: Option<(tern_php_wire::ActivityKind, u8)>,
+    /// Attributes already encoded (a connection's, see [`Conn::attrs`]).
+    pub encoded: Option<std::rc::Rc<[u8]>>,
 }
 
 impl Open {
@@ -90,6 +92,12 @@ pub struct Conn {
     pub db: Text,
     /// SQL of a prepared statement.
     pub sql: Text,
+    /// Its `db.operation.name` (set by [`Tx::set_conn`]).
+    pub op: &'static str,
+    /// The span attributes every call on this connection has (`db.system.name`,
+    /// `db.namespace`, `server.address`, `server.port`), encoded once by
+    /// [`Tx::set_conn`] and copied into each span as they are.
+    pub attrs: std::rc::Rc<[u8]>,
 }
 
 /// Options the application set on a curl handle that the span needs.
@@ -254,7 +262,11 @@ impl Tx {
     }
 
     /// Remembers what is known about a connection or statement.
-    pub fn set_conn(&mut self, handle: u32, conn: Conn) {
+    pub fn set_conn(&mut self, handle: u32, mut conn: Conn) {
+        conn.attrs = otlp::conn_attrs(&conn);
+        if !conn.sql.is_empty() {
+            conn.op = crate::hooks::sql_operation(&conn.sql);
+        }
         if let Some(c) = self.conns.iter_mut().find(|(h, _)| *h == handle) {
             c.1 = conn;
             return;

@@ -5,7 +5,7 @@ use ext_php_rs::types::Zval;
 
 use super::{failure, finish, mark, open_sql, Hook};
 use crate::php::{self, Frame};
-use crate::request::{text, Conn, Open, Text, Tx, Val};
+use crate::request::{text, Conn, Open, Tx, Val};
 
 /// What is hooked. Procedural functions take the link (or statement) as argument 0;
 /// methods have it as `$this`.
@@ -44,7 +44,7 @@ fn conn_from(frame: Frame, first: u32) -> Conn {
         },
         port: frame.arg(first + 4).and_then(|z| z.long()),
         db: arg(first + 3).into(),
-        sql: Text::default(),
+        ..Conn::default()
     }
 }
 

@@ -24,6 +24,7 @@ pub fn mark(_frame: Frame, _tx: &mut Tx) -> Option<Open> {
         attrs: Vec::new(),
         obj: 0,
         activity: None,
+        encoded: None,
     })
 }
 
@@ -38,6 +39,7 @@ pub fn open(tx: &Tx, name: Cow<'static, str>, attrs: Attrs) -> Open {
         attrs,
         obj: 0,
         activity: None,
+        encoded: None,
     }
 }
 
@@ -73,30 +75,26 @@ pub fn sql_operation(sql: &str) -> &'static str {
 
 /// A SQL call on a known (or unknown) connection.
 pub fn open_sql(tx: &Tx, conn: Option<&Conn>, text: Text) -> Open {
-    let op = sql_operation(&text);
+    // A prepared statement's verb was found when it was prepared.
+    let op = match conn {
+        Some(c) if !c.op.is_empty() && std::rc::Rc::ptr_eq(&c.sql, &text) => c.op,
+        _ => sql_operation(&text),
+    };
     // Room for what the hooks add at the end (rows, parameters are rarer).
     let mut attrs = tx.attrs();
-    let system = conn
-        .map(|c| c.system)
-        .filter(|s| !s.is_empty())
-        .unwrap_or("other_sql");
-    attrs.push(("db.system.name", Val::Str(system)));
+    let encoded = match conn {
+        Some(c) if !c.attrs.is_empty() => Some(c.attrs.clone()),
+        _ => {
+            attrs.push(("db.system.name", Val::Str("other_sql")));
+            None
+        }
+    };
     attrs.push(("db.operation.name", Val::Str(op)));
-    if let Some(c) = conn {
-        if !c.db.is_empty() {
-            attrs.push(("db.namespace", Val::T(c.db.clone())));
-        }
-        if !c.host.is_empty() {
-            attrs.push(("server.address", Val::T(c.host.clone())));
-        }
-        if let Some(p) = c.port {
-            attrs.push(("server.port", Val::I(p)));
-        }
-    }
     let at = attrs.len() as u8;
     attrs.push(("db.query.text", Val::T(text)));
     let mut open = open(tx, op.into(), attrs);
     open.activity = Some((ActivityKind::Sql, at));
+    open.encoded = encoded;
     open
 }
 
@@ -232,6 +230,7 @@ fn finish_at(
         end: tx.unix_at(end),
         node: open.node,
         attrs: &open.attrs,
+        encoded: open.encoded.as_deref().unwrap_or_default(),
         error: error.as_ref(),
     });
     tx.recycle(open.attrs);
@@ -271,6 +270,7 @@ mod tests {
             attrs: Vec::new(),
             obj: 0,
             activity: None,
+            encoded: None,
         };
         let mut s = String::from("traceparent: ");
         push_traceparent(&mut s, &tx, &open);
