@@ -55,22 +55,15 @@ fn cpu_per_sequential_request_with_and_without_the_extension() {
         let forwarder = ext
             .as_ref()
             .map(|_| Forwarder::start(&dir, &collector.otlp_grpc));
-        let ini = match &forwarder {
-            Some(f) => vec![
-                ("tern.service_name".into(), "bench".into()),
-                ("tern.socket".into(), f.socket.display().to_string()),
-                (
-                    "tern.active_path".into(),
-                    dir.join("tern-active").display().to_string(),
-                ),
-            ],
-            None => Vec::new(),
-        };
-        let options = FpmOptions {
-            extension: ext,
-            ini,
-            workers: 1,
-            launcher: Vec::new(),
+        let options = match (&ext, &forwarder) {
+            (Some(ext), Some(f)) => FpmOptions {
+                workers: 1,
+                ..FpmOptions::bench(ext, &dir, &f.socket)
+            },
+            _ => FpmOptions {
+                workers: 1,
+                ..FpmOptions::default()
+            },
         };
         let stack = PhpStack::start(&dir, &app, &options, &services.env);
         for _ in 0..50 {

@@ -150,21 +150,14 @@ fn instructions_per_request_with_and_without_the_extension() {
         };
         let forwarder =
             (label != "no extension").then(|| Forwarder::start(&dir, &collector.otlp_grpc));
+        let base = match &forwarder {
+            Some(f) => FpmOptions::bench(&ext, &dir, &f.socket),
+            None => FpmOptions::default(),
+        };
         let options = FpmOptions {
-            extension: forwarder.as_ref().map(|_| ext.clone()),
-            ini: match &forwarder {
-                Some(f) => vec![
-                    ("tern.service_name".into(), "bench".into()),
-                    ("tern.socket".into(), f.socket.display().to_string()),
-                    (
-                        "tern.active_path".into(),
-                        dir.join("tern-active").display().to_string(),
-                    ),
-                ],
-                None => Vec::new(),
-            },
             workers: 1,
             launcher,
+            ..base
         };
         let stack = PhpStack::start(&dir, &app, &options, &env);
         for _ in 0..requests {

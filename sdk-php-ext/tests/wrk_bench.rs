@@ -122,19 +122,8 @@ fn wrk_with_and_without_the_extension() {
     let collector = Collector::start(StoreMode::Embedded, &[]);
     let services = AppServices::start(tmp.path());
     let env = services.env.clone();
-    let tern_ini_of = |ext: &PathBuf, dir: &std::path::Path, socket: &std::path::Path| FpmOptions {
-        extension: Some(ext.clone()),
-        ini: vec![
-            ("tern.service_name".into(), "bench".into()),
-            ("tern.socket".into(), socket.display().to_string()),
-            (
-                "tern.active_path".into(),
-                dir.join("tern-active").display().to_string(),
-            ),
-        ],
-        ..FpmOptions::default()
-    };
-    let tern_ini = |dir: &std::path::Path, socket: &std::path::Path| tern_ini_of(&ext, dir, socket);
+    let tern_ini =
+        |dir: &std::path::Path, socket: &std::path::Path| FpmOptions::bench(&ext, dir, socket);
     let sub = |name: &str| {
         let d = tmp.path().join(name);
         std::fs::create_dir_all(&d).unwrap();
@@ -183,7 +172,7 @@ fn wrk_with_and_without_the_extension() {
     // change is measured before/after under the same load.
     if let Ok(base) = std::env::var("TERN_BENCH_BASELINE_EXTENSION") {
         let dir = sub("baseline");
-        let options = tern_ini_of(&PathBuf::from(base), &dir, &dir.join("none.sock"));
+        let options = FpmOptions::bench(&PathBuf::from(base), &dir, &dir.join("none.sock"));
         stacks.push((
             "baseline .so, no fwd",
             PhpStack::start(&dir, &app, &options, &env),

@@ -390,6 +390,25 @@ pub struct FpmOptions {
     pub launcher: Vec<String>,
 }
 
+impl FpmOptions {
+    /// The benchmarks' set-up: `extension` loaded as service `bench`, sending to the
+    /// forwarder at `socket`, its active-transaction file in `dir`; 4 workers.
+    pub fn bench(extension: &Path, dir: &Path, socket: &Path) -> FpmOptions {
+        FpmOptions {
+            extension: Some(extension.to_path_buf()),
+            ini: vec![
+                ("tern.service_name".into(), "bench".into()),
+                ("tern.socket".into(), socket.display().to_string()),
+                (
+                    "tern.active_path".into(),
+                    dir.join("tern-active").display().to_string(),
+                ),
+            ],
+            ..FpmOptions::default()
+        }
+    }
+}
+
 impl Default for FpmOptions {
     fn default() -> Self {
         FpmOptions {
