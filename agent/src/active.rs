@@ -153,12 +153,12 @@ impl TxState {
         span_id: u64,
         start_unix_nano: u64,
         sampled: bool,
-        endpoint: String,
     ) -> TxState {
-        let worker = std::thread::current()
+        let thread = std::thread::current();
+        let worker = thread
             .name()
             .map(str::to_string)
-            .unwrap_or_else(|| format!("{:?}", std::thread::current().id()));
+            .unwrap_or_else(|| format!("{:?}", thread.id()));
         let tx = TxState {
             trace_id,
             span_id,
@@ -166,7 +166,7 @@ impl TxState {
             sampled,
             worker,
             live: Mutex::new(Live {
-                endpoint,
+                endpoint: String::new(),
                 http_method: String::new(),
                 client_address: String::new(),
                 first_error: None,
@@ -394,7 +394,9 @@ mod tests {
     use super::*;
 
     fn tx(span_id: u64, start: u64) -> Arc<TxState> {
-        Arc::new(TxState::new(7, span_id, start, true, "GET /orders".into()))
+        let tx = TxState::new(7, span_id, start, true);
+        tx.live.lock().endpoint = "GET /orders".into();
+        Arc::new(tx)
     }
 
     #[test]

@@ -31,6 +31,10 @@ pub(crate) enum Key {
     CpuTimeUs,
 }
 
+/// The attribute with the CPU time of a transaction's entry span, in µs (thread CPU time
+/// between each enter and exit of the span, summed).
+pub(crate) const CPU_TIME_US: &str = "tern.cpu_time_us";
+
 impl Key {
     /// Key bytes below this are field indexes.
     pub(crate) const FIRST: u8 = 0xF0;
@@ -39,7 +43,7 @@ impl Key {
         "url.path",
         "network.protocol.version",
         "http.response.status_code",
-        crate::layer::CPU_TIME_US,
+        CPU_TIME_US,
     ];
 
     fn name(k: u8) -> Option<&'static str> {

@@ -117,10 +117,20 @@ impl Fields {
     #[inline]
     pub fn new(meta: Meta) -> Fields {
         Fields {
+            tower_http: meta.target().starts_with("tower_http"),
+            ..Fields::empty(meta)
+        }
+    }
+
+    /// No fields, nothing known about the callsite (what a record keeps once its
+    /// fields went to the exporter).
+    #[inline]
+    pub fn empty(meta: Meta) -> Fields {
+        Fields {
             meta,
             attrs: Attrs::default(),
             otel_kind: None,
-            tower_http: meta.target().starts_with("tower_http"),
+            tower_http: false,
             keys: 0,
             rare: None,
         }
@@ -268,8 +278,9 @@ impl Fields {
 
     /// Decides the span's category. `is_root`: no parent span known to the agent.
     pub fn category(&self, is_root: bool) -> Category {
+        // tower-http's `TraceLayer` request span.
         if matches!(self.otel_kind, Some(OtelKind::Server | OtelKind::Consumer))
-            || is_tower_http_request(self.meta.name(), self.meta.target())
+            || (self.tower_http && self.meta.name() == "request")
         {
             return Category::Entry;
         }
@@ -321,11 +332,6 @@ impl Fields {
                 .to_string(),
         }
     }
-}
-
-/// tower-http's `TraceLayer` default request span.
-pub fn is_tower_http_request(name: &str, target: &str) -> bool {
-    name == "request" && target.starts_with("tower_http")
 }
 
 impl Visit for Fields {

@@ -296,6 +296,15 @@ pub(crate) async fn export(
         .map(tonic::Response::into_inner)
 }
 
+/// Spans of a request of `n` the collector reports as rejected (OTLP partial success),
+/// at most `n`.
+pub(crate) fn rejected(resp: &ExportTraceServiceResponse, n: u64) -> u64 {
+    resp.partial_success
+        .as_ref()
+        .map_or(0, |p| p.rejected_spans.max(0) as u64)
+        .min(n)
+}
+
 async fn send(
     client: &mut Option<tonic::client::Grpc<Channel>>,
     req: Bytes,
@@ -316,11 +325,7 @@ async fn send(
     loop {
         match export(client, req.clone()).await {
             Ok(resp) => {
-                let rejected = resp
-                    .partial_success
-                    .map(|p| p.rejected_spans.max(0) as u64)
-                    .unwrap_or(0)
-                    .min(n);
+                let rejected = rejected(&resp, n);
                 c.rejected.fetch_add(rejected, Ordering::Relaxed);
                 c.exported.fetch_add(n - rejected, Ordering::Relaxed);
                 return;

@@ -60,10 +60,6 @@ impl Shared {
 
 pub(crate) use crate::clock::now_unix_nano;
 
-/// The attribute with the CPU time of a transaction's entry span, in µs (thread CPU time
-/// between each enter and exit of the span, summed).
-pub(crate) const CPU_TIME_US: &str = "tern.cpu_time_us";
-
 thread_local! {
     /// Entry spans entered on this thread: (layer, span id, thread CPU ns at enter).
     static ENTERED: std::cell::RefCell<Vec<(usize, u64, u64)>> =
@@ -149,7 +145,6 @@ impl TernLayer {
             rec.span_id,
             old.start_unix_nano,
             self.shared.sampled_remote(&tp),
-            String::new(),
         ));
         tx.live.lock().first_error = old.live.lock().first_error.take();
         if let Some(ns) = old.cpu_ns() {
@@ -189,13 +184,7 @@ impl TernLayer {
         if fields.tower_http || fields.traceparent().is_some() {
             fields.otel_kind.get_or_insert(OtelKind::Server);
         }
-        let tx = Arc::new(TxState::new(
-            trace_id,
-            span_id,
-            start,
-            sampled,
-            String::new(),
-        ));
+        let tx = Arc::new(TxState::new(trace_id, span_id, start, sampled));
         update_live(&tx, fields);
         self.shared.active.insert(tx.clone());
         self.shared.entries.insert(id.into_u64());
@@ -243,6 +232,24 @@ impl TernLayer {
         }
         Some(p)
     }
+}
+
+/// Field names the live view of a transaction is made of (see [`update_live`]).
+const LIVE_KEYS: [&str; 9] = [
+    "http.request.method",
+    "http.method",
+    "http.route",
+    "url.path",
+    "http.target",
+    "otel.name",
+    "client.address",
+    "http.client_ip",
+    "net.peer.ip",
+];
+
+/// Whether `fields` (recorded later on an entry span) change its live view.
+fn changes_live(fields: &Fields) -> bool {
+    fields.otel_name().is_some() || fields.iter().any(|(name, _)| LIVE_KEYS.contains(&name))
 }
 
 fn update_live(tx: &TxState, fields: &Fields) {
@@ -335,6 +342,7 @@ where
             return;
         };
         let remote = later.traceparent().copied();
+        let live = rec.category == Category::Entry && changes_live(&later);
         rec.fields.merge(later);
         if rec.category != Category::Entry {
             return;
@@ -342,7 +350,9 @@ where
         if let Some(tp) = remote {
             self.continue_remote_trace(rec, tp);
         }
-        update_live(&rec.tx, &rec.fields);
+        if live || remote.is_some() {
+            update_live(&rec.tx, &rec.fields);
+        }
     }
 
     #[inline]
@@ -425,31 +435,31 @@ impl TernLayer {
     #[inline]
     fn close(&self, rec: &mut SpanRecord, id: &Id) {
         let end = now_unix_nano();
-        let export = match rec.category {
-            Category::Entry => {
-                self.shared.active.remove(rec.span_id);
-                self.shared.entries.remove(id.into_u64());
-                if let Some(ns) = rec.tx.cpu_ns() {
-                    let us = i64::try_from(ns / 1_000).unwrap_or(i64::MAX);
-                    rec.fields.set(Key::CpuTimeUs, Value::I64(us));
-                }
-                true
-            }
-            _ => {
-                rec.tx.end_activity(rec.span_id, rec.parent_doing);
-                if !rec.tx.sampled && self.profile_threshold() > 0 {
-                    let span = FinishedSpan::take(rec, end, None);
-                    if !rec.tx.hold(span) {
-                        self.shared.counters.add_dropped(1);
-                    }
-                }
-                rec.tx.sampled
-            }
-        };
-        if !export {
-            return;
+        if rec.category == Category::Entry {
+            return self.close_entry(rec, id, end);
         }
-        let first_error = if rec.category == Category::Entry && rec.fields.error().is_none() {
+        rec.tx.end_activity(rec.span_id, rec.parent_doing);
+        if rec.tx.sampled {
+            let span = FinishedSpan::take(rec, end, None);
+            self.shared.queue.push(&self.shared.counters, span);
+        } else if self.profile_threshold() > 0 {
+            // Held until the transaction ends: kept if it turns out slow.
+            let span = FinishedSpan::take(rec, end, None);
+            if !rec.tx.hold(span) {
+                self.shared.counters.add_dropped(1);
+            }
+        }
+    }
+
+    /// Ends a transaction's entry span (and sends the call tree of a slow unsampled one).
+    fn close_entry(&self, rec: &mut SpanRecord, id: &Id, end: u64) {
+        self.shared.active.remove(rec.span_id);
+        self.shared.entries.remove(id.into_u64());
+        if let Some(ns) = rec.tx.cpu_ns() {
+            let us = i64::try_from(ns / 1_000).unwrap_or(i64::MAX);
+            rec.fields.set(Key::CpuTimeUs, Value::I64(us));
+        }
+        let first_error = if rec.fields.error().is_none() {
             rec.tx.live.lock().first_error.clone()
         } else {
             None
@@ -458,7 +468,7 @@ impl TernLayer {
             &self.shared.counters,
             FinishedSpan::take(rec, end, first_error),
         );
-        if rec.category == Category::Entry && !rec.tx.sampled {
+        if !rec.tx.sampled {
             // A slow unsampled transaction gets its call tree after all.
             let held = rec.tx.take_held();
             let threshold = self.profile_threshold();
@@ -567,6 +577,34 @@ mod tests {
         let handle = layer.clone();
         tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
             f(&handle)
+        });
+    }
+
+    #[test]
+    fn a_route_and_client_recorded_later_on_an_entry_span_show_in_the_active_view() {
+        with_layer(|layer| {
+            let span = tracing::info_span!(
+                "request",
+                otel.kind = "server",
+                http.request.method = "GET",
+                http.route = tracing::field::Empty,
+                client.address = tracing::field::Empty,
+                user.id = tracing::field::Empty,
+            );
+            let _e = span.enter();
+            let live = || {
+                let t = layer.shared.active.snapshot().remove(0);
+                (t.endpoint, t.http_method, t.client_address)
+            };
+            assert_eq!(live(), ("request".into(), "GET".into(), String::new()));
+            span.record("user.id", 7);
+            assert_eq!(live().0, "request", "a field the view does not show");
+            span.record("http.route", "/orders/{id}");
+            span.record("client.address", "10.0.0.9");
+            assert_eq!(
+                live(),
+                ("GET /orders/{id}".into(), "GET".into(), "10.0.0.9".into())
+            );
         });
     }
 
@@ -748,7 +786,7 @@ mod tests {
     }
 
     fn cpu_us(span: &crate::export::FinishedSpan) -> Option<i64> {
-        match span.fields.get(&[super::CPU_TIME_US])? {
+        match span.fields.get(&[crate::attrs::CPU_TIME_US])? {
             crate::attrs::Value::I64(us) => Some(us),
             _ => None,
         }

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use tern_proto::v1::ActivityKind;
 
 use crate::active::{Doing, TxState};
-use crate::attrs::Attrs;
 use crate::classify::{Category, ErrorEvent, Fields};
 use crate::export::FinishedSpan;
 
@@ -107,18 +106,8 @@ impl FinishedSpan {
         end: u64,
         first_error: Option<(String, String)>,
     ) -> FinishedSpan {
-        let meta = rec.fields.meta;
-        let mut fields = std::mem::replace(
-            &mut rec.fields,
-            Fields {
-                meta,
-                attrs: Attrs::default(),
-                otel_kind: None,
-                tower_http: false,
-                keys: 0,
-                rare: None,
-            },
-        );
+        let empty = Fields::empty(rec.fields.meta);
+        let mut fields = std::mem::replace(&mut rec.fields, empty);
         if first_error.is_some() || rec.category == Category::Entry {
             name_entry(&mut fields, rec.category, end, first_error);
         }

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use tonic::transport::Channel;
 
 use super::{add, Config, Counters};
-use crate::export::{export, retryable, MAX_BACKOFF, MIN_BACKOFF};
+use crate::export::{export, rejected, retryable, MAX_BACKOFF, MIN_BACKOFF};
 
 /// A checked frame waiting for export.
 pub(crate) struct Frame {
@@ -207,9 +207,8 @@ impl Sender<'_> {
     ) {
         let c = self.counters;
         let drop_all = |why| {
-            for _ in 1..frames {
-                add(&c.dropped_frames, 1);
-            }
+            // `dropped` counts one frame itself.
+            add(&c.dropped_frames, frames.saturating_sub(1) as u64);
             c.dropped(spans, why);
         };
         let mut backoff = MIN_BACKOFF;
@@ -220,11 +219,7 @@ impl Sender<'_> {
             }
             match export(&mut self.client, req.clone()).await {
                 Ok(resp) => {
-                    let rejected = resp
-                        .partial_success
-                        .map(|p| p.rejected_spans.max(0) as u64)
-                        .unwrap_or(0)
-                        .min(spans as u64);
+                    let rejected = rejected(&resp, spans as u64);
                     add(&c.rejected_spans, rejected);
                     add(&c.exported_spans, spans as u64 - rejected);
                     return;
