@@ -283,30 +283,38 @@ mod tests {
 
     #[test]
     fn urls_split_into_scheme_host_and_port() {
-        assert_eq!(
-            url_parts("https://api.example.com/x?y"),
-            (Val::Str("https"), "api.example.com".into(), Some(443))
-        );
-        assert_eq!(
-            url_parts("http://u:p@127.0.0.1:8080/"),
-            (Val::Str("http"), "127.0.0.1".into(), Some(8080))
-        );
-        assert_eq!(
-            url_parts("http://[::1]:81/a"),
-            (Val::Str("http"), "::1".into(), Some(81))
-        );
-        assert_eq!(
-            url_parts("http://h:99999/"),
-            (Val::Str("http"), "h".into(), Some(80))
-        );
-        assert_eq!(
-            url_parts("https://h:x1/"),
-            (Val::Str("https"), "h".into(), Some(443))
-        );
-        assert_eq!(
-            url_parts("FTP://files.example.com/a"),
-            (Val::S("ftp".into()), "files.example.com".into(), None)
-        );
+        for (url, scheme, host, port) in [
+            (
+                "https://api.example.com/x?y",
+                Val::Str("https"),
+                "api.example.com",
+                Some(443),
+            ),
+            (
+                "http://u:p@127.0.0.1:8080/",
+                Val::Str("http"),
+                "127.0.0.1",
+                Some(8080),
+            ),
+            ("http://[::1]:81/a", Val::Str("http"), "::1", Some(81)),
+            // Not a port (too large, not digits): the scheme's default.
+            ("http://h:99999/", Val::Str("http"), "h", Some(80)),
+            ("https://h:x1/", Val::Str("https"), "h", Some(443)),
+            (
+                "FTP://files.example.com/a",
+                Val::S("ftp".into()),
+                "files.example.com",
+                None,
+            ),
+            (
+                "localhost:8080/path",
+                Val::S(String::new()),
+                "localhost",
+                Some(8080),
+            ),
+        ] {
+            assert_eq!(url_parts(url), (scheme, host.to_string(), port), "{url}");
+        }
     }
 
     #[test]
