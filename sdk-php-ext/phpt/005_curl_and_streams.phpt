@@ -1,5 +1,5 @@
 --TEST--
-curl (exec and multi) and http stream calls become client spans with status, and their requests carry a traceparent of the same trace (streams: through the context passed or the default one, put back as it was after the call); a traceparent the application sets itself is kept; a handle reused or copied sends its own, a copy keeps the original's headers and method, and a multi transfer never read is recorded as aborted
+curl (exec and multi) and http stream calls become client spans with status, and their requests carry a traceparent of the same trace (streams: through the context passed or the default one, put back as it was after the call); a traceparent the application sets itself is kept; a handle reused or copied sends its own, a copy keeps the original's headers and method, curl_reset forgets them, and a multi transfer never read is recorded as aborted
 --FILE--
 <?php
 require __DIR__ . '/tern_test.inc';
@@ -35,6 +35,10 @@ curl_setopt(\$again, CURLOPT_RETURNTRANSFER, true);
 echo curl_exec(\$again), " ", curl_exec(\$again), "\\n";
 \$copy = curl_copy_handle(\$ch);
 echo curl_exec(\$copy), "\\n";
+curl_reset(\$copy);
+curl_setopt(\$copy, CURLOPT_URL, "\$base/reset");
+curl_setopt(\$copy, CURLOPT_RETURNTRANSFER, true);
+echo curl_exec(\$copy), "\\n";
 \$mh2 = curl_multi_init();
 \$left = curl_init("\$base/left");
 curl_setopt(\$left, CURLOPT_RETURNTRANSFER, true);
@@ -54,6 +58,7 @@ $r = tern_run($code, [], function ($proc, $pipes) use ($http, &$seen) {
     $seen[] = tern_http_answer($http, 200, 'again1');
     $seen[] = tern_http_answer($http, 200, 'again2');
     $seen[] = tern_http_answer($http, 200, 'copy');
+    $seen[] = tern_http_answer($http, 200, 'reset');
     $seen[] = tern_http_answer($http, 200, 'left');
 });
 echo $r['out'];
@@ -61,14 +66,14 @@ tern_show(tern_where($r['spans'], 'kind', 'CLIENT'), ['name', 'http.request.meth
 echo "the server saw: ", implode(', ', array_map(fn($h) => explode(' ', $h[':request'])[0], $seen)), "\n";
 $clients = tern_where($r['spans'], 'kind', 'CLIENT');
 $trace = tern_where($r['spans'], 'kind', 'SERVER')[0]['trace_id'];
-foreach ([0, 1, 2, 5, 6, 7, 8, 9] as $i) {
+foreach ([0, 1, 2, 5, 6, 7, 8, 9, 10] as $i) {
     $tp = $seen[$i]['traceparent'] ?? '';
     $url = $clients[$i]['url.full'];
     echo "$url: traceparent ", $tp === "00-$trace-{$clients[$i]['span_id']}-01" ? 'matches its span' : "WRONG ($tp)",
         " (", $seen[$i][':count traceparent'] ?? 0, ")\n";
 }
 echo "the application's own traceparent: ", $seen[4]['traceparent'] ?? 'LOST', " (", $seen[4][':count traceparent'] ?? 0, ")\n";
-echo "application header kept: ", $seen[0]['x-app'] ?? 'LOST', ", ", $seen[4]['x-app'] ?? 'LOST', ", ", $seen[5]['x-app'] ?? 'LOST', ", copy: ", $seen[8]['x-app'] ?? 'LOST', "\n";
+echo "application header kept: ", $seen[0]['x-app'] ?? 'LOST', ", ", $seen[4]['x-app'] ?? 'LOST', ", ", $seen[5]['x-app'] ?? 'LOST', ", copy: ", $seen[8]['x-app'] ?? 'LOST', "; after curl_reset: ", $seen[9]['x-app'] ?? 'none', "\n";
 ?>
 --EXPECTF--
 one
@@ -81,6 +86,7 @@ contexts after: "X-App: ctx\r\ntraceparent: 00-11111111111111111111111111111111-
 default after: {"http":{"header":""}}
 again1 again2
 copy
+reset
 a multi transfer never read or removed
 curl information asked of PHP instead of libcurl: 0
 name=POST 127.0.0.1 http.request.method=POST http.response.status_code=200 server.address=127.0.0.1 status=unset error.type=-
@@ -92,8 +98,9 @@ name=GET 127.0.0.1 http.request.method=GET http.response.status_code=200 server.
 name=GET 127.0.0.1 http.request.method=GET http.response.status_code=200 server.address=127.0.0.1 status=unset error.type=-
 name=GET 127.0.0.1 http.request.method=GET http.response.status_code=200 server.address=127.0.0.1 status=unset error.type=-
 name=POST 127.0.0.1 http.request.method=POST http.response.status_code=200 server.address=127.0.0.1 status=unset error.type=-
+name=GET 127.0.0.1 http.request.method=GET http.response.status_code=200 server.address=127.0.0.1 status=unset error.type=-
 name=GET 127.0.0.1 http.request.method=GET http.response.status_code=- server.address=127.0.0.1 status=error error.type=aborted
-the server saw: POST, DELETE, GET, GET, GET, GET, GET, GET, POST, GET
+the server saw: POST, DELETE, GET, GET, GET, GET, GET, GET, POST, GET, GET
 http://127.0.0.1:%d/one: traceparent matches its span (1)
 http://127.0.0.1:%d/multi: traceparent matches its span (1)
 http://127.0.0.1:%d/stream: traceparent matches its span (1)
@@ -101,6 +108,7 @@ http://127.0.0.1:%d/fopen: traceparent matches its span (1)
 http://127.0.0.1:%d/again: traceparent matches its span (1)
 http://127.0.0.1:%d/again: traceparent matches its span (1)
 http://127.0.0.1:%d/one: traceparent matches its span (1)
+http://127.0.0.1:%d/reset: traceparent matches its span (1)
 http://127.0.0.1:%d/left: traceparent matches its span (1)
 the application's own traceparent: 00-11111111111111111111111111111111-2222222222222222-01 (1)
-application header kept: kept, ctx, ctx2, copy: kept
+application header kept: kept, ctx, ctx2, copy: kept; after curl_reset: none

@@ -1,6 +1,6 @@
 //! curl: `curl_exec` and the multi interface (`curl_multi_add_handle` starts the span,
 //! `curl_multi_getcontent`/`curl_multi_remove_handle` end it); `curl_copy_handle` copies
-//! what is tracked of a handle. Every outgoing request carries a W3C `traceparent`
+//! what is tracked of a handle, `curl_reset` forgets it. Every outgoing request carries a W3C `traceparent`
 //! (unless the application sets one itself); the application's own `CURLOPT_HTTPHEADER`
 //! list is tracked so the header is added to it, not put in its place. A handle without
 //! headers of the application's gets ours straight through libcurl (`libcurl.rs`), taken
@@ -31,6 +31,7 @@ pub const HOOKS: &[Hook] = &[
     Hook::function("curl_setopt", mark, setopt_end),
     Hook::function("curl_setopt_array", mark, setopt_array_end),
     Hook::function("curl_copy_handle", mark, copy_end),
+    Hook::function("curl_reset", mark, reset_end),
     Hook::function("curl_exec", exec_begin, exec_end),
     Hook::function("curl_multi_add_handle", multi_add_begin, multi_add_end),
     Hook::function("curl_multi_getcontent", multi_done_begin, super::discard),
@@ -144,6 +145,13 @@ fn copy_end(frame: Frame, rv: Option<&Zval>, tx: &mut Tx, _open: Open) {
         .map(|o| o.1.clone())
     {
         *opts_of(tx, to) = opts;
+    }
+}
+
+/// `curl_reset` forgets every option the application set (headers, method).
+fn reset_end(frame: Frame, _rv: Option<&Zval>, tx: &mut Tx, _open: Open) {
+    if let Some(h) = frame.arg(0).and_then(php::obj_handle) {
+        tx.curl_opts.retain(|(handle, _)| *handle != h);
     }
 }
 
