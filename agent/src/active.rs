@@ -1,5 +1,5 @@
 //! The transactions running right now. Each one is an `Arc<TxState>` shared by the
-//! spans of the transaction (in their records, `records.rs`) and by a sharded index that
+//! spans of the transaction (in the registry's extensions) and by a sharded index that
 //! the live reporter reads once a second. The index is touched twice per transaction
 //! (start, end), never per span; the per-transaction activity lock is taken only by
 //! that transaction's spans and the once-a-second reader, so it is uncontended.

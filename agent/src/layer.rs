@@ -1,15 +1,16 @@
-//! The `tracing-subscriber` Layer: per-span state in the layer's own table of records
-//! (`records.rs`), the active-transaction registry, and a non-blocking hand-off of
-//! finished spans to the exporter thread.
+//! The `tracing-subscriber` Layer: per-span state in the registry's extensions, the
+//! active-transaction registry, and a non-blocking hand-off of finished spans to the
+//! exporter thread.
 
 use std::any::TypeId;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use tracing_core::span::{Attributes, Id, Record};
 use tracing_core::{Event, Level, Subscriber};
 use tracing_subscriber::layer::Context;
-use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::registry::{LookupSpan, SpanRef};
 use tracing_subscriber::Layer;
 
 use crate::active::{ActiveRegistry, EntryIds, TxState};
@@ -23,8 +24,6 @@ pub(crate) use crate::record::{Parent, SpanRecord, TxRef};
 /// State shared by the layer and the exporter thread.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    /// The records of open spans.
-    pub records: crate::records::Records,
     pub active: ActiveRegistry,
     /// Registry ids of open entry spans (their CPU time is measured).
     pub entries: EntryIds,
@@ -83,12 +82,9 @@ fn thread_cpu_ns() -> u64 {
 #[derive(Debug, Clone)]
 pub struct TernLayer {
     pub(crate) shared: Arc<Shared>,
-    /// This instance's key, given when it is added to a subscriber: span ids are unique
-    /// within one subscriber only, and clones of one layer share their records.
+    /// This instance's key in the per-thread table of open spans (`open.rs`); 0: the
+    /// table is not used (the layer is not on top of a `tracing_subscriber::Registry`).
     pub(crate) token: u64,
-    /// Whether the per-thread table of open spans (`open.rs`) is used: only on top of a
-    /// `tracing_subscriber::Registry`.
-    pub(crate) open_table: bool,
 }
 
 impl TernLayer {
@@ -109,7 +105,10 @@ impl TernLayer {
     }
 
     #[inline(never)]
-    fn entry_exited(&self, id: &Id) {
+    fn entry_exited<S>(&self, id: &Id, ctx: Context<'_, S>)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
         let key = Arc::as_ptr(&self.shared) as usize;
         let entered = ENTERED
             .try_with(|e| {
@@ -121,11 +120,14 @@ impl TernLayer {
             })
             .ok()
             .flatten();
-        let Some(start) = entered else { return };
+        let (Some(start), Some(span)) = (entered, ctx.span(id)) else {
+            return;
+        };
         let used = thread_cpu_ns().saturating_sub(start);
-        self.shared
-            .records
-            .with(self.token, id.into_u64(), |rec| rec.tx.add_cpu(used));
+        let ext = span.extensions();
+        if let Some(rec) = ext.get::<SpanRecord>() {
+            rec.tx.add_cpu(used);
+        }
     }
 
     /// A `traceparent` recorded on an entry span after it was created
@@ -155,23 +157,6 @@ impl TernLayer {
         }
         rec.parent_span_id = tp.span_id;
         rec.fields.otel_kind.get_or_insert(OtelKind::Server);
-    }
-
-    /// Fields recorded on an open span (`span.record(...)`) join its record; on an entry
-    /// span they may continue a caller's trace or change the live view.
-    fn merge_recorded(&self, rec: &mut SpanRecord, later: Fields) {
-        let remote = later.traceparent().copied();
-        let live = rec.category == Category::Entry && changes_live(&later);
-        rec.fields.merge(later);
-        if rec.category != Category::Entry {
-            return;
-        }
-        if let Some(tp) = remote {
-            self.continue_remote_trace(rec, tp);
-        }
-        if live || remote.is_some() {
-            update_live(&rec.tx, &rec.fields);
-        }
     }
 
     /// Starts a transaction for an entry span.
@@ -209,10 +194,15 @@ impl TernLayer {
 
 impl TernLayer {
     /// The new span's parent as the agent knows it: from this thread's table of open
-    /// spans when the parent was created here, else from the parent's record (the
-    /// nearest ancestor this layer sees, when a per-layer filter hides the parent).
+    /// spans when the parent was created here (no registry lookup), else from the
+    /// parent's record in the registry (`span.parent()` honours per-layer filters).
     #[inline]
-    fn parent<S>(&self, attrs: &Attributes<'_>, ctx: &Context<'_, S>) -> Option<Parent>
+    fn parent<S>(
+        &self,
+        attrs: &Attributes<'_>,
+        span: &SpanRef<'_, S>,
+        ctx: &Context<'_, S>,
+    ) -> Option<Parent>
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
@@ -224,64 +214,24 @@ impl TernLayer {
         } else {
             attrs.parent()?.into_u64()
         };
-        if self.open_table {
+        if self.token != 0 {
             if let Some(p) = crate::open::parent(self.token, parent_id) {
                 return Some(p);
             }
         }
-        let of = |id: u64| {
-            self.shared.records.with(self.token, id, |r| {
-                r.tx.mark_child();
-                r.as_parent()
-            })
+        let parent = span.parent()?;
+        let p = {
+            let ext = parent.extensions();
+            let r = ext.get::<SpanRecord>()?;
+            r.tx.mark_child();
+            r.as_parent()
         };
-        let (parent_id, p) = match of(parent_id) {
-            Some(p) => (parent_id, p),
-            None => {
-                // Not a span of this layer's (filtered out): its nearest ancestor that is.
-                let span = ctx.span(&Id::from_u64(parent_id))?;
-                let mut scope = span.scope().skip(1);
-                scope.find_map(|a| Some((a.id().into_u64(), of(a.id().into_u64())?)))?
-            }
-        };
-        if self.open_table {
+        if self.token != 0 {
             // The parent now has a child: its transaction is final.
-            crate::open::set_parent(self.token, parent_id, p);
+            crate::open::set_parent(self.token, parent.id().into_u64(), p);
         }
         Some(p)
     }
-}
-
-/// An event inside a span: tower-http's response status, and an ERROR event's error on
-/// the span and as the transaction's first error.
-fn event_into(
-    rec: &mut SpanRecord,
-    ef: EventFields,
-    meta: &'static tracing_core::Metadata<'static>,
-    is_error: bool,
-    tower: bool,
-) {
-    if let Some(status) = ef.status.filter(|_| tower) {
-        rec.fields
-            .set(Key::HttpResponseStatusCode, Value::I64(status));
-    }
-    if !is_error {
-        return;
-    }
-    let error_type = ef.error_type.unwrap_or_else(|| meta.target().to_string());
-    {
-        let mut live = rec.tx.live.lock();
-        if live.first_error.is_none() {
-            live.first_error = Some((error_type.clone(), ef.message.clone()));
-        }
-    }
-    let rare = rec.fields.rare_mut();
-    rare.error.get_or_insert_with(|| ef.message.clone());
-    rare.errors.push(ErrorEvent {
-        time_unix_nano: now_unix_nano(),
-        error_type,
-        message: ef.message,
-    });
 }
 
 /// Field names the live view of a transaction is made of (see [`update_live`]).
@@ -329,11 +279,12 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
         let mut fields = Fields::new(attrs.metadata());
         attrs.record(&mut fields);
         let start = now_unix_nano();
         let span_id = next_u64();
-        let parent = self.parent(attrs, &ctx);
+        let parent = self.parent(attrs, &span, &ctx);
         let category = fields.category(parent.is_none());
         let (tx, parent_span_id, parent_doing) = match (category, &parent) {
             (Category::Entry, parent) => {
@@ -362,36 +313,46 @@ where
                 .tx
                 .set_activity(rec.doing(), activity_text(category, &rec.fields)),
         }
-        let parent = (self.open_table && category != Category::Entry).then(|| rec.as_parent());
-        self.shared.records.insert(self.token, id.into_u64(), rec);
-        if self.open_table {
-            crate::open::remember(self.token, id.into_u64(), parent);
+        let mut ext = span.extensions_mut();
+        ext.insert(rec);
+        if self.token != 0 {
+            if let Some(rec) = ext.get_mut::<SpanRecord>() {
+                let parent = (category != Category::Entry).then(|| rec.as_parent());
+                crate::open::remember(self.token, id.into_u64(), NonNull::from(rec), parent);
+            }
         }
     }
 
     fn on_layer(&mut self, subscriber: &mut S) {
         let registry = TypeId::of::<tracing_subscriber::Registry>();
-        self.token = crate::open::new_token();
         // SAFETY: `downcast_raw` is only called to test for the type, not to cast.
-        self.open_table = unsafe { subscriber.downcast_raw(registry) }.is_some();
+        if unsafe { subscriber.downcast_raw(registry) }.is_some() {
+            self.token = crate::open::new_token();
+        }
     }
 
-    fn on_record(&self, id: &Id, values: &Record<'_>, _ctx: Context<'_, S>) {
-        let id = id.into_u64();
-        let Some(meta) = self
-            .shared
-            .records
-            .with(self.token, id, |rec| rec.fields.meta)
-        else {
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        // Record outside the extensions lock: a field's `Debug` impl is user code and
+        // may itself use tracing (or `current_traceparent`) on this span.
+        let mut later = Fields::new(span.metadata());
+        values.record(&mut later);
+        let mut ext = span.extensions_mut();
+        let Some(rec) = ext.get_mut::<SpanRecord>() else {
             return;
         };
-        // Record outside the records' lock: a field's `Debug` impl is user code and may
-        // itself use tracing (or `current_traceparent`) on this span.
-        let mut later = Fields::new(meta);
-        values.record(&mut later);
-        self.shared
-            .records
-            .with(self.token, id, |rec| self.merge_recorded(rec, later));
+        let remote = later.traceparent().copied();
+        let live = rec.category == Category::Entry && changes_live(&later);
+        rec.fields.merge(later);
+        if rec.category != Category::Entry {
+            return;
+        }
+        if let Some(tp) = remote {
+            self.continue_remote_trace(rec, tp);
+        }
+        if live || remote.is_some() {
+            update_live(&rec.tx, &rec.fields);
+        }
     }
 
     #[inline]
@@ -403,9 +364,9 @@ where
     }
 
     #[inline]
-    fn on_exit(&self, id: &Id, _ctx: Context<'_, S>) {
+    fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
         if self.shared.entries.contains(id.into_u64()) {
-            self.entry_exited(id);
+            self.entry_exited(id, ctx);
         }
     }
 
@@ -421,20 +382,49 @@ where
         };
         let mut ef = EventFields::default();
         event.record(&mut ef);
-        let span = span.id().into_u64();
-        self.shared.records.with(self.token, span, |rec| {
-            event_into(rec, ef, meta, is_error, tower)
+        let mut ext = span.extensions_mut();
+        let Some(rec) = ext.get_mut::<SpanRecord>() else {
+            return;
+        };
+        if let Some(status) = ef.status.filter(|_| tower) {
+            rec.fields
+                .set(Key::HttpResponseStatusCode, Value::I64(status));
+        }
+        if !is_error {
+            return;
+        }
+        let error_type = ef.error_type.unwrap_or_else(|| meta.target().to_string());
+        {
+            let mut live = rec.tx.live.lock();
+            if live.first_error.is_none() {
+                live.first_error = Some((error_type.clone(), ef.message.clone()));
+            }
+        }
+        let rare = rec.fields.rare_mut();
+        rare.error.get_or_insert_with(|| ef.message.clone());
+        rare.errors.push(ErrorEvent {
+            time_unix_nano: now_unix_nano(),
+            error_type,
+            message: ef.message,
         });
     }
 
-    fn on_close(&self, id: Id, _ctx: Context<'_, S>) {
-        if self.open_table {
-            crate::open::forget(self.token, id.into_u64());
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        if self.token != 0 {
+            if let Some(mut rec) = crate::open::take(self.token, id.into_u64()) {
+                // SAFETY: the record of this span, created on this thread (see
+                // `open.rs`). It is still in the registry's extensions (they are cleared
+                // after `on_close`), and no other thread can reach the span: its
+                // reference count is zero, so this is the only access.
+                return self.close(unsafe { rec.as_mut() }, &id);
+            }
         }
-        // No other thread can reach the span any more (its reference count is zero):
-        // the record leaves the table and is dropped after the span is handed on.
-        if let Some(mut rec) = self.shared.records.remove(self.token, id.into_u64()) {
-            self.close(&mut rec, &id);
+        let Some(span) = ctx.span(&id) else { return };
+        let mut ext = span.extensions_mut();
+        // The record stays in place (the registry frees it with the span); only its
+        // fields move out.
+        if let Some(rec) = ext.get_mut::<SpanRecord>() {
+            self.close(rec, &id);
         }
     }
 }
@@ -492,8 +482,8 @@ impl TernLayer {
 }
 
 /// The W3C `traceparent` of the current span, to send with an outgoing call so that the
-/// called service continues this trace. `None` outside a span or when the current
-/// subscriber has no Tern layer.
+/// called service continues this trace. `None` outside a span or when the subscriber
+/// is not a `tracing_subscriber::Registry` with the Tern layer.
 ///
 /// ```no_run
 /// # fn send(_: &str, _: &str) {}
@@ -505,15 +495,15 @@ impl TernLayer {
 pub fn current_traceparent() -> Option<TraceParent> {
     let span = tracing::Span::current();
     span.with_subscriber(|(id, dispatch)| {
-        let layer = dispatch.downcast_ref::<TernLayer>()?;
-        layer
-            .shared
-            .records
-            .with(layer.token, id.into_u64(), |rec| TraceParent {
-                trace_id: rec.tx.trace_id,
-                span_id: rec.span_id,
-                sampled: rec.tx.sampled,
-            })
+        let registry = dispatch.downcast_ref::<tracing_subscriber::Registry>()?;
+        let span = registry.span(id)?;
+        let ext = span.extensions();
+        let rec = ext.get::<SpanRecord>()?;
+        Some(TraceParent {
+            trace_id: rec.tx.trace_id,
+            span_id: rec.span_id,
+            sampled: rec.tx.sampled,
+        })
     })
     .flatten()
 }
@@ -691,7 +681,6 @@ mod tests {
         use std::sync::atomic::AtomicU64;
         let (queue, mut rx) = crate::queue::Queue::bounded(1_000);
         let shared = std::sync::Arc::new(super::Shared {
-            records: Default::default(),
             active: crate::active::ActiveRegistry::default(),
             entries: crate::active::EntryIds::default(),
             queue,
@@ -705,14 +694,7 @@ mod tests {
             rx.fill(&mut out, 1_000);
             out
         };
-        (
-            super::TernLayer {
-                shared,
-                token: 0,
-                open_table: false,
-            },
-            spans,
-        )
+        (super::TernLayer { shared, token: 0 }, spans)
     }
 
     #[test]

@@ -42,7 +42,6 @@ mod open;
 mod otlp;
 mod queue;
 mod record;
-mod records;
 
 pub mod forwarder;
 
@@ -84,7 +83,6 @@ impl Builder {
         clock::init();
         let (queue, rx) = queue::Queue::bounded(config.queue_size);
         let shared = Arc::new(layer::Shared {
-            records: Default::default(),
             active: active::ActiveRegistry::default(),
             entries: active::EntryIds::default(),
             queue,
@@ -94,13 +92,6 @@ impl Builder {
             parent_based: config.parent_based,
         });
         let guard = export::start(config, shared.clone(), rx)?;
-        Ok((
-            TernLayer {
-                shared,
-                token: 0,
-                open_table: false,
-            },
-            guard,
-        ))
+        Ok((TernLayer { shared, token: 0 }, guard))
     }
 }

@@ -1,10 +1,12 @@
-//! What a span created under a span of this thread takes from its parent, so that the
-//! common case (parent and child on one thread) needs no lookup in the layer's records
-//! (`records.rs`, a shard lock).
+//! The records of spans created on this thread and still open, so that closing one on
+//! the thread that created it (the common case) finds its record without a registry
+//! lookup and without the extensions lock (each is a pair of atomic read-modify-writes),
+//! and a span created under one of them finds what it takes from its parent the same
+//! way.
 //!
-//! A small direct-mapped table per thread, keyed by (layer instance, span id). A parent
-//! created on another thread, or whose slot was taken by a later span, is simply not
-//! found: the layer then looks it up in its records.
+//! A small direct-mapped table per thread, keyed by (layer instance, span id). A span
+//! closed on another thread, or whose slot was taken by a later span, is simply not
+//! found: the layer then looks it up in the registry as before.
 //!
 //! Why an entry is never stale when it is found: `tracing_subscriber::Registry` keeps
 //! spans in a `sharded_slab`, whose ids name the shard of the thread that created the
@@ -15,9 +17,10 @@
 //! has its own token, so two subscribers on one thread never share entries.
 
 use std::cell::Cell;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::record::Parent;
+use crate::record::{Parent, SpanRecord};
 
 const SLOTS: usize = 256;
 
@@ -25,6 +28,7 @@ const SLOTS: usize = 256;
 struct Entry {
     token: u64,
     id: u64,
+    rec: Option<NonNull<SpanRecord>>,
     /// What a span created under this one takes from it, once it can no longer change
     /// (see [`set_parent`]).
     parent: Option<Parent>,
@@ -33,6 +37,7 @@ struct Entry {
 const EMPTY: Entry = Entry {
     token: 0,
     id: 0,
+    rec: None,
     parent: None,
 };
 
@@ -55,11 +60,19 @@ fn slot(id: u64) -> usize {
     (id ^ (id >> 32)) as usize % SLOTS
 }
 
-/// Remembers span `id`, just created on this thread, and what spans under it take from
-/// it once that is final (`None`: not yet, see [`set_parent`]).
+/// Remembers the record of span `id`, just created on this thread (its address is
+/// stable: the registry's extensions own it in a `Box` until the span is cleared,
+/// after `on_close`).
 #[inline]
-pub(crate) fn remember(token: u64, id: u64, parent: Option<Parent>) {
-    OPEN.with(|t| t[slot(id)].set(Entry { token, id, parent }));
+pub(crate) fn remember(token: u64, id: u64, rec: NonNull<SpanRecord>, parent: Option<Parent>) {
+    OPEN.with(|t| {
+        t[slot(id)].set(Entry {
+            token,
+            id,
+            rec: Some(rec),
+            parent,
+        })
+    });
 }
 
 /// What a new span takes from its parent `id`, if the parent was created on this
@@ -89,14 +102,17 @@ pub(crate) fn set_parent(token: u64, id: u64, parent: Parent) {
     });
 }
 
-/// Forgets span `id` (it is closing).
+/// Forgets span `id`, returning its record if it was created on this thread and is
+/// still in the table.
 #[inline]
-pub(crate) fn forget(token: u64, id: u64) {
+pub(crate) fn take(token: u64, id: u64) -> Option<NonNull<SpanRecord>> {
     OPEN.with(|t| {
         let cell = &t[slot(id)];
         let e = cell.get();
-        if e.token == token && e.id == id {
-            cell.set(EMPTY);
+        if e.token != token || e.id != id {
+            return None;
         }
-    });
+        cell.set(EMPTY);
+        e.rec
+    })
 }

@@ -1,4 +1,4 @@
-//! Per-span state: the record each span keeps in the layer's table (`records.rs`), the
+//! Per-span state: the record each span keeps in the registry's extensions, the
 //! transaction it belongs to, and what moves to the exporter when it ends.
 
 use std::ops::Deref;
@@ -20,9 +20,8 @@ pub(crate) enum TxRef {
     ///
     /// Valid while this span is open: the registry keeps every span's parent open until
     /// the span has closed (each span holds a reference to its parent, released only
-    /// after the span's `on_close`, when the registry clears it), so the entry span's
-    /// record, which owns the `Arc` and leaves the layer's table only at the entry's own
-    /// `on_close`, outlives every callback of this span. The
+    /// after the span's `on_close`, when the registry clears it), so the entry span and
+    /// its record, which owns the `Arc`, outlive every callback of this span. The
     /// pointer is only dereferenced in those callbacks, never when the record is
     /// dropped. An entry that switches to another transaction (a `traceparent`
     /// recorded later) keeps the old one alive (`SpanRecord::retired`).
@@ -47,7 +46,7 @@ impl Deref for TxRef {
     }
 }
 
-/// Per-span state, kept in the layer's table of records while the span is open.
+/// Per-span state, kept in the span's registry extensions.
 #[derive(Debug)]
 pub(crate) struct SpanRecord {
     pub tx: TxRef,
