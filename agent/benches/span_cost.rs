@@ -205,6 +205,7 @@ fn bench(c: &mut Criterion) {
             println!("{row}|");
         }
     }
+    two_threads(&stacks);
     clock_costs();
     for s in stacks {
         if let Some((layer, guard)) = s.tern {
@@ -215,6 +216,49 @@ fn bench(c: &mut Criterion) {
                 s.name, st.exported_spans, st.dropped_spans
             );
         }
+    }
+}
+
+/// The same loop on one thread, then on two threads at once (each in its own
+/// transaction): whether spans of different threads slow each other down (the Tern
+/// layer's records table takes a shard lock per span start and end; the registry has
+/// its own shared structures). Wall ns per span per thread, medians of 3 rounds; on a
+/// 2-core machine the exporter thread competes with the two application threads.
+fn two_threads(stacks: &[Stack]) {
+    const N: u64 = 500_000;
+    let run = |d: &Dispatch| {
+        let start = Instant::now();
+        in_transaction(d, || {
+            for i in 0..N {
+                one_span(i);
+            }
+        });
+        start.elapsed().as_nanos() as f64 / N as f64
+    };
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    println!(
+        "
+one thread vs two threads at once, wall ns per span per thread (medians of 3):"
+    );
+    println!("| stack | 1 thread | 2 threads | × |");
+    println!("| --- | ---: | ---: | ---: |");
+    for s in stacks.iter().filter(|s| s.name != "no subscriber") {
+        let one = median((0..3).map(|_| run(&s.dispatch)).collect());
+        let two = median(
+            (0..3)
+                .map(|_| {
+                    std::thread::scope(|t| {
+                        let a = t.spawn(|| run(&s.dispatch));
+                        let b = t.spawn(|| run(&s.dispatch));
+                        (a.join().unwrap() + b.join().unwrap()) / 2.0
+                    })
+                })
+                .collect(),
+        );
+        println!("| {} | {one:.0} | {two:.0} | {:.2} |", s.name, two / one);
     }
 }
 
