@@ -18,6 +18,7 @@ use criterion::{criterion_group, Criterion};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+use tern_testkit::bench::{median, run_ns};
 use tracing::Dispatch;
 use tracing_subscriber::prelude::*;
 
@@ -235,10 +236,6 @@ fn two_threads(stacks: &[Stack]) {
         });
         start.elapsed().as_nanos() as f64 / N as f64
     };
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
     println!(
         "
 one thread vs two threads at once, wall ns per span per thread (medians of 3):"
@@ -312,25 +309,15 @@ fn thread_cpu_ns() -> u64 {
 /// `/proc/self/task/*/schedstat` (nanoseconds).
 fn background_cpu_ns() -> u64 {
     // SAFETY: gettid has no preconditions.
-    let me = unsafe { libc::gettid() }.to_string();
-    let mut total = 0;
-    for task in std::fs::read_dir("/proc/self/task")
+    let me = unsafe { libc::gettid() } as u32;
+    std::fs::read_dir("/proc/self/task")
         .into_iter()
         .flatten()
         .flatten()
-    {
-        if task.file_name().to_string_lossy() == me {
-            continue;
-        }
-        if let Ok(s) = std::fs::read_to_string(task.path().join("schedstat")) {
-            total += s
-                .split_whitespace()
-                .next()
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0);
-        }
-    }
-    total
+        .filter_map(|task| task.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&tid| tid != me)
+        .map(run_ns)
+        .sum()
 }
 
 struct Figures {
@@ -342,11 +329,7 @@ struct Figures {
 
 impl Figures {
     fn median(runs: &[Figures]) -> Figures {
-        let med = |f: fn(&Figures) -> f64| {
-            let mut v: Vec<f64> = runs.iter().map(f).collect();
-            v.sort_by(f64::total_cmp);
-            v[v.len() / 2]
-        };
+        let med = |f: fn(&Figures) -> f64| median(runs.iter().map(f).collect());
         Figures {
             wall_ns: med(|f| f.wall_ns),
             cpu_ns: med(|f| f.cpu_ns),

@@ -132,16 +132,22 @@ pub fn warn(message: &str) {
     };
 }
 
-fn ini_value(name: &str) -> Option<String> {
+/// The raw value of INI setting `name` as PHP holds it now, handed to `f` (`None`: not
+/// registered).
+fn with_ini<R>(name: &str, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
     let mut exists = false;
     // SAFETY: name/len describe a valid buffer; the returned pointer is a C string owned
-    // by the engine.
+    // by the engine, read before anything can change it.
     let p = unsafe { zend_ini_string_ex(name.as_ptr().cast(), name.len(), 0, &mut exists) };
     if !exists || p.is_null() {
         return None;
     }
     // SAFETY: non-null C string from the engine.
-    Some(unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
+    Some(f(unsafe { CStr::from_ptr(p) }.to_bytes()))
+}
+
+fn ini_value(name: &str) -> Option<String> {
+    with_ini(name, |v| String::from_utf8_lossy(v).into_owned())
 }
 
 /// Registers the INI entries, reads and validates them, warns about invalid ones.
@@ -156,35 +162,25 @@ pub fn init(module_number: i32) -> &'static Config {
 
 /// `tern.service_name` as in force now: php-fpm pools may set it per pool
 /// (`php_admin_value`), after module start. Empty or missing gives the module-start value.
-pub fn service_name() -> String {
-    let mut s = String::new();
-    service_name_into(&mut s);
-    s
-}
-
-/// [`service_name`] into `out`, which is left alone when it already holds it (the
-/// common case: one service per process, no allocation per request).
+/// Written into `out`, which is left alone when it already holds it (one service per
+/// process: no allocation per request).
 pub fn service_name_into(out: &mut String) {
-    let set = |out: &mut String, v: &str| {
+    let mut set = |v: &str| {
         if out != v {
             out.clear();
             out.push_str(v);
         }
     };
-    let name = c"tern.service_name";
-    let mut exists = false;
-    // SAFETY: name/len describe a valid buffer; the returned pointer is a C string owned
-    // by the engine, read before anything can change it.
-    let p = unsafe { zend_ini_string_ex(name.as_ptr(), name.count_bytes(), 0, &mut exists) };
-    let v = if exists && !p.is_null() {
-        // SAFETY: non-null C string from the engine.
-        unsafe { CStr::from_ptr(p) }.to_bytes()
-    } else {
-        b""
-    };
-    match crate::php::lossy(v).trim() {
-        "" => set(out, &get().service_name),
-        v => set(out, v),
+    let given = with_ini("tern.service_name", |v| {
+        let v = crate::php::lossy(v);
+        let v = v.trim();
+        if !v.is_empty() {
+            set(v);
+        }
+        !v.is_empty()
+    });
+    if given != Some(true) {
+        set(&get().service_name);
     }
 }
 

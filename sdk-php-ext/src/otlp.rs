@@ -149,36 +149,39 @@ impl Encoder {
         if keep_tree {
             tx.spans.set_parents(&self.node_ids);
         }
-        let (buf, ends) = (&tx.spans.buf, &tx.spans.ends);
-        let (mut from, mut to) = (0, 0);
-        for &end in ends {
-            let end = end as usize;
-            let empty = self.out.len() == PREFIX + env.head_room() && to == from;
-            if !empty && self.out.len() + (end - from) + 8 > CHUNK {
-                self.out.extend_from_slice(&buf[from..to]);
-                if !self.flush(env, &mut emit) {
-                    return;
-                }
-                env.begin(&mut self.out, PREFIX);
-                from = to;
+        let mut from = 0;
+        for &end in &tx.spans.ends {
+            let span = &tx.spans.buf[from..end as usize];
+            if !self.room(env, span.len(), &mut emit) {
+                return;
             }
-            to = end;
+            self.out.extend_from_slice(span);
+            from = end as usize;
         }
-        self.out.extend_from_slice(&buf[from..to]);
         self.flush(env, &mut emit);
     }
 
-    /// Appends the span in `self.span`, first sending the frame when it would grow past
-    /// [`CHUNK`]. False when a frame was refused.
+    /// Appends the span in `self.span` (see [`Encoder::room`]). False when a frame was
+    /// refused.
     fn push(&mut self, env: &Envelope, emit: &mut impl FnMut(&[u8]) -> bool) -> bool {
+        if !self.room(env, self.span.len(), emit) {
+            return false;
+        }
+        Envelope::push_span(&mut self.out, &self.span);
+        true
+    }
+
+    /// Makes room for a span of about `len` bytes: sends the frame built so far first
+    /// when the span would take it past [`CHUNK`] (a frame always takes one span). False
+    /// when a frame was refused.
+    fn room(&mut self, env: &Envelope, len: usize, emit: &mut impl FnMut(&[u8]) -> bool) -> bool {
         let empty = self.out.len() == PREFIX + env.head_room();
-        if !empty && self.out.len() + self.span.len() + 8 > CHUNK {
+        if !empty && self.out.len() + len + 8 > CHUNK {
             if !self.flush(env, emit) {
                 return false;
             }
             env.begin(&mut self.out, PREFIX);
         }
-        Envelope::push_span(&mut self.out, &self.span);
         true
     }
 

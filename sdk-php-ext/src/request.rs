@@ -209,10 +209,8 @@ pub struct Tx {
     pub curl_opts: Vec<(u32, CurlOpts)>,
     /// Curl handles added to a multi handle and not yet finished: (handle, open call).
     pub curl_multi: Vec<(u32, Open)>,
-    /// Curl handles whose `traceparent` list was given to libcurl directly and is to be
-    /// taken off when their transfer ends.
-    pub curl_direct: Vec<u32>,
-    /// Those header lists, freed when the request ends (see `libcurl::HeaderList`).
+    /// `traceparent` lists given to libcurl directly, taken off their handle when the
+    /// transfer ends and freed when the request ends (see `libcurl::HeaderList`).
     pub curl_lists: Vec<crate::hooks::libcurl::HeaderList>,
     /// Stream calls whose context got our `traceparent`: (frame, the context's `http`
     /// `header` option before), restored when the call ends.
@@ -319,7 +317,6 @@ impl Tx {
             conns,
             curl_opts,
             curl_multi,
-            curl_direct,
             curl_lists,
             stream_headers,
             status,
@@ -349,7 +346,6 @@ impl Tx {
         conns.clear();
         curl_opts.clear();
         curl_multi.clear();
-        curl_direct.clear();
         curl_lists.clear();
         stream_headers.clear();
         *status = 0;
@@ -603,11 +599,12 @@ pub fn end(config: &Config) {
         tx.conns.clear();
         tx.curl_opts.clear();
         // Transfers that never finished (exit inside one, a multi handle never read)
-        // still hold our header list: taken off before the lists are freed.
-        for handle in tx.curl_direct.drain(..) {
-            crate::hooks::libcurl::clear_headers_of(handle);
+        // still hold our header list: taken off before it is freed.
+        for list in tx.curl_lists.drain(..) {
+            if list.attached {
+                crate::hooks::libcurl::clear_headers_of(list.handle);
+            }
         }
-        tx.curl_lists.clear();
     });
 }
 

@@ -22,15 +22,11 @@
 
 use std::path::PathBuf;
 
+use tern_testkit::bench::median;
 use tern_testkit::php::{
     bench_extension, bench_setting, AppServices, Forwarder, FpmOptions, PhpStack,
 };
 use tern_testkit::{Collector, StoreMode};
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
 
 #[test]
 #[ignore = "benchmark: run by hand, see the module docs"]

@@ -26,22 +26,10 @@ use tern_testkit::php::{
 };
 use tern_testkit::{Collector, StoreMode};
 
-/// Stops php-fpm gracefully (SIGQUIT to the master: workers finish and exit, so
-/// callgrind writes their files) and returns the instructions callgrind counted in the
-/// workers, with their files.
+/// Stops php-fpm and returns the instructions callgrind counted in the workers, with
+/// their files.
 fn stop_and_count(dir: &Path) -> (u64, Vec<PathBuf>) {
-    let master = std::fs::read_to_string(dir.join("php-fpm.pid")).unwrap();
-    let master = master.trim().to_string();
-    let status = Command::new("kill")
-        .args(["-QUIT", &master])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    tern_testkit::wait_for("php-fpm to exit", Duration::from_secs(60), || {
-        !Path::new(&format!("/proc/{master}")).exists()
-            || std::fs::read_to_string(format!("/proc/{master}/stat"))
-                .is_ok_and(|s| s.contains(") Z "))
-    });
+    let master = stop_fpm(dir);
     let mut total = 0;
     let mut files = Vec::new();
     for e in std::fs::read_dir(dir).unwrap() {
@@ -67,20 +55,31 @@ fn stop_and_count(dir: &Path) -> (u64, Vec<PathBuf>) {
     (total, files)
 }
 
+/// Stops php-fpm gracefully (SIGQUIT to the master: workers finish and exit, so the
+/// tool it runs under writes its files) and returns the master's pid.
+fn stop_fpm(dir: &Path) -> String {
+    let master = std::fs::read_to_string(dir.join("php-fpm.pid")).unwrap();
+    let master = master.trim().to_string();
+    let status = Command::new("kill")
+        .args(["-QUIT", &master])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    tern_testkit::wait_for("php-fpm to exit", Duration::from_secs(60), || {
+        !Path::new(&format!("/proc/{master}")).exists()
+            || std::fs::read_to_string(format!("/proc/{master}/stat"))
+                .is_ok_and(|s| s.contains(") Z "))
+    });
+    master
+}
+
 /// Stops php-fpm (perf writes its file when the master exits) and prints the worker's
 /// time by library and by function.
 fn print_perf_profile(label: &str, dir: &Path) {
-    let master = std::fs::read_to_string(dir.join("php-fpm.pid")).unwrap();
-    let master = master.trim().to_string();
-    assert!(Command::new("kill")
-        .args(["-QUIT", &master])
-        .status()
-        .unwrap()
-        .success());
+    stop_fpm(dir);
     let data = dir.join("perf.data");
     tern_testkit::wait_for("perf to write its file", Duration::from_secs(60), || {
-        !Path::new(&format!("/proc/{master}")).exists()
-            && data.metadata().is_ok_and(|m| m.len() > 0)
+        data.metadata().is_ok_and(|m| m.len() > 0)
     });
     std::thread::sleep(Duration::from_secs(2));
     for sort in ["dso", "dso,sym"] {

@@ -19,6 +19,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+use tern_testkit::bench::median;
 use tern_testkit::php::{
     bench_extension, bench_setting, AppServices, Forwarder, FpmOptions, PhpStack,
 };
@@ -96,11 +97,6 @@ fn wrk(url: &str, seconds: u64) -> Round {
         nginx_us: 0,
         fwd_us: 0,
     }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 fn peak(stack: &PhpStack) -> f64 {

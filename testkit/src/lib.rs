@@ -2,6 +2,7 @@
 //! ClickHouse engine behind `tern-chdb`) on free loopback ports, and cleans up. Shared by
 //! the integration tests of every crate in the workspace.
 
+pub mod bench;
 pub mod browser;
 pub mod prometheus;
 

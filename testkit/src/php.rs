@@ -158,15 +158,6 @@ pub fn cpu_split_us(pid: u32) -> (u64, u64) {
     (us(0), us(1))
 }
 
-/// Nanoseconds `pid` has spent on a CPU (user and system), from `/proc/<pid>/schedstat`
-/// (exact, unlike the tick-counted times of `/proc/<pid>/stat`); 0 when unreadable.
-pub fn run_ns(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/schedstat"))
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
 /// The children of `pid`, from `/proc/<pid>/task/<pid>/children`.
 fn children(pid: u32) -> Vec<u32> {
     std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
@@ -632,10 +623,13 @@ impl PhpStack {
     }
 
     /// CPU time used so far by php-fpm (master and pool workers), in ns, exact (see
-    /// [`run_ns`]).
+    /// [`crate::bench::run_ns`]).
     pub fn fpm_run_ns(&self) -> u64 {
         self.fpm.pid().map_or(0, |pid| {
-            std::iter::once(pid).chain(children(pid)).map(run_ns).sum()
+            std::iter::once(pid)
+                .chain(children(pid))
+                .map(crate::bench::run_ns)
+                .sum()
         })
     }
 

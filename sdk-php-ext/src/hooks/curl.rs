@@ -135,7 +135,7 @@ fn copy_end(frame: Frame, rv: Option<&Zval>, tx: &mut Tx, _open: Open) {
     let Some(to) = php::obj_handle(copy) else {
         return;
     };
-    if tx.curl_direct.contains(&from) {
+    if tx.curl_lists.iter().any(|l| l.attached && l.handle == from) {
         libcurl::clear_headers(copy);
     }
     if let Some(opts) = tx
@@ -207,9 +207,8 @@ fn start(tx: &mut Tx, ch: &Zval) -> Option<Open> {
         // taken off again when the transfer ends.
         tp.push('\0');
         let line = std::ffi::CStr::from_bytes_with_nul(tp.as_bytes()).ok();
-        if let Some(list) = line.and_then(|l| libcurl::set_header(ch, l)) {
+        if let Some(list) = line.and_then(|l| libcurl::set_header(ch, handle, l)) {
             tx.curl_lists.push(list);
-            tx.curl_direct.push(handle);
             return Some(open);
         }
         tp.pop();
@@ -227,8 +226,12 @@ fn start(tx: &mut Tx, ch: &Zval) -> Option<Open> {
 /// Ends the span of a transfer on `ch`: status from `curl_getinfo`, error from
 /// `curl_error` when the transfer failed.
 fn stop(tx: &mut Tx, ch: &Zval, open: Open, failed: bool) {
-    if let Some(i) = tx.curl_direct.iter().position(|h| *h == open.obj) {
-        tx.curl_direct.swap_remove(i);
+    let ours = tx
+        .curl_lists
+        .iter_mut()
+        .find(|l| l.attached && l.handle == open.obj);
+    if let Some(list) = ours {
+        list.attached = false;
         // Unless the application set headers of its own meanwhile (from a callback).
         let own = tx
             .curl_opts

@@ -101,34 +101,45 @@ pub fn info_bytes(ch: &Zval, what: c_int, out: impl FnOnce(&[u8])) -> Option<()>
     Some(())
 }
 
-/// A header list we gave a handle; freed when dropped. Kept until the request ends: a
-/// copy of the handle made during the transfer (`curl_copy_handle` in a callback) points
-/// at it too. At the request end every handle still holding one has it taken off
-/// ([`clear_headers_of`]) before the lists are freed.
+/// A header list we gave the handle with object handle `handle`; freed when dropped.
+/// Kept until the request ends: a copy of the handle made during the transfer
+/// (`curl_copy_handle` in a callback) points at it too. `attached` while the transfer it
+/// was made for runs; a list still attached at the request end is taken off its handle
+/// ([`clear_headers_of`]) before it is freed.
 #[derive(Debug)]
-pub struct HeaderList(*mut c_void);
+pub struct HeaderList {
+    list: *mut c_void,
+    /// The `CurlHandle`'s object handle.
+    pub handle: u32,
+    /// Still set on the handle.
+    pub attached: bool,
+}
 
 impl Drop for HeaderList {
     fn drop(&mut self) {
         if let Some(api) = api() {
             // SAFETY: a list `curl_slist_append` made, freed once.
-            unsafe { (api.free_all)(self.0) };
+            unsafe { (api.free_all)(self.list) };
         }
     }
 }
 
-/// Makes `line` (a header, `Name: value`) the only custom header of `ch`'s transfers;
-/// the list must outlive them (see [`HeaderList`]).
-pub fn set_header(ch: &Zval, line: &CStr) -> Option<HeaderList> {
+/// Makes `line` (a header, `Name: value`) the only custom header of the transfers of
+/// `ch` (object handle `handle`); the list must outlive them (see [`HeaderList`]).
+pub fn set_header(ch: &Zval, handle: u32, line: &CStr) -> Option<HeaderList> {
     let (api, cp) = (api()?, easy_handle(ch)?);
     // SAFETY: a new list with a copy of `line` (libcurl copies it).
     let list = unsafe { (api.append)(std::ptr::null_mut(), line.as_ptr()) };
     if list.is_null() {
         return None;
     }
-    let list = HeaderList(list);
+    let list = HeaderList {
+        list,
+        handle,
+        attached: true,
+    };
     // SAFETY: a live easy handle; the list stays alive as long as it is set (above).
-    (unsafe { (api.setopt)(cp, CURLOPT_HTTPHEADER, list.0) } == CURLE_OK).then_some(list)
+    (unsafe { (api.setopt)(cp, CURLOPT_HTTPHEADER, list.list) } == CURLE_OK).then_some(list)
 }
 
 /// Takes the custom headers off `ch` (after a transfer [`set_header`] prepared).
