@@ -1,5 +1,5 @@
 --TEST--
-curl (exec and multi) and http stream calls become client spans with status, and their requests carry a traceparent of the same trace (streams: through the context passed or the default one, put back as it was after the call); a traceparent the application sets itself is kept; a handle reused or copied sends its own, a copy keeps the original's headers and method, curl_reset forgets them, and a multi transfer never read is recorded as aborted
+curl (exec and multi) and http stream calls become client spans with status, and their requests carry a traceparent of the same trace (streams: through the context passed or the default one, put back as it was after the call); a traceparent the application sets itself is kept; a handle reused or copied sends its own, a copy keeps the original's headers and method, curl_reset forgets them, and a multi transfer never read is recorded as aborted; with tern.curl_direct=0 (PHP's curl functions instead of libcurl's) everything is the same
 --FILE--
 <?php
 require __DIR__ . '/tern_test.inc';
@@ -47,8 +47,10 @@ do { \$status = curl_multi_exec(\$mh2, \$running); if (\$running) curl_multi_sel
 echo "a multi transfer never read or removed\\n";
 echo "curl information asked of PHP instead of libcurl: ", tern_stats()['curl_info_from_php'], "\\n";
 PHP;
+/** Runs the script with `$ini`; prints what it did, its client spans and what the server saw. */
+function run_once(string $code, array $ini, $http): string {
 $seen = [];
-$r = tern_run($code, [], function ($proc, $pipes) use ($http, &$seen) {
+$r = tern_run($code, $ini, function ($proc, $pipes) use ($http, &$seen) {
     $seen[] = tern_http_answer($http, 200, 'one');
     $seen[] = tern_http_answer($http, 201, 'multi');
     $seen[] = tern_http_answer($http, 200, 'stream');
@@ -61,6 +63,7 @@ $r = tern_run($code, [], function ($proc, $pipes) use ($http, &$seen) {
     $seen[] = tern_http_answer($http, 200, 'reset');
     $seen[] = tern_http_answer($http, 200, 'left');
 });
+ob_start();
 echo $r['out'];
 tern_show(tern_where($r['spans'], 'kind', 'CLIENT'), ['name', 'http.request.method', 'http.response.status_code', 'server.address', 'status', 'error.type']);
 echo "the server saw: ", implode(', ', array_map(fn($h) => explode(' ', $h[':request'])[0], $seen)), "\n";
@@ -74,6 +77,15 @@ foreach ([0, 1, 2, 5, 6, 7, 8, 9, 10] as $i) {
 }
 echo "the application's own traceparent: ", $seen[4]['traceparent'] ?? 'LOST', " (", $seen[4][':count traceparent'] ?? 0, ")\n";
 echo "application header kept: ", $seen[0]['x-app'] ?? 'LOST', ", ", $seen[4]['x-app'] ?? 'LOST', ", ", $seen[5]['x-app'] ?? 'LOST', ", copy: ", $seen[8]['x-app'] ?? 'LOST', "; after curl_reset: ", $seen[9]['x-app'] ?? 'none', "\n";
+return ob_get_clean();
+}
+$direct = run_once($code, [], $http);
+echo $direct;
+// The same through PHP's curl functions: only the fallback count differs.
+$via_php = run_once($code, ['tern.curl_direct' => '0'], $http);
+$counted = preg_match('/instead of libcurl: (\d+)/', $via_php, $m) ? (int) $m[1] : 0;
+$same = preg_replace('/instead of libcurl: \d+/', '', $via_php) === preg_replace('/instead of libcurl: \d+/', '', $direct);
+echo "tern.curl_direct=0: ", $same ? 'the same spans, headers and answers' : "DIFFERENT:\n$via_php", ", curl information asked of PHP ", $counted > 0 ? 'counted' : 'NOT COUNTED', "\n";
 ?>
 --EXPECTF--
 one
@@ -112,3 +124,4 @@ http://127.0.0.1:%d/reset: traceparent matches its span (1)
 http://127.0.0.1:%d/left: traceparent matches its span (1)
 the application's own traceparent: 00-11111111111111111111111111111111-2222222222222222-01 (1)
 application header kept: kept, ctx, ctx2, copy: kept; after curl_reset: none
+tern.curl_direct=0: the same spans, headers and answers, curl information asked of PHP counted

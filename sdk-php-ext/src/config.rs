@@ -49,6 +49,10 @@ pub struct Config {
     pub max_nodes: usize,
     /// `tern.capture_params` (default 0): record SQL bound parameters.
     pub capture_params: bool,
+    /// `tern.curl_direct` (default 1): curl hooks call libcurl itself (transfer status,
+    /// the `traceparent` header list) instead of PHP's `curl_getinfo`/`curl_setopt`;
+    /// 0 always goes through PHP (slower, independent of PHP's `CurlHandle` layout).
+    pub curl_direct: bool,
 }
 
 impl Default for Config {
@@ -65,12 +69,13 @@ impl Default for Config {
             profile_threshold_ms: 0,
             max_nodes: 2000,
             capture_params: false,
+            curl_direct: true,
         }
     }
 }
 
 /// Every setting with its default, as registered with PHP.
-static INI: IniEntryDefs<13> = IniEntryDefs::new([
+static INI: IniEntryDefs<14> = IniEntryDefs::new([
     IniEntryDef::new(c"tern.enabled", c"1", IniEntryPermission::System),
     IniEntryDef::new(c"tern.service_name", c"php", IniEntryPermission::PerDir),
     IniEntryDef::new(
@@ -98,6 +103,7 @@ static INI: IniEntryDefs<13> = IniEntryDefs::new([
     ),
     IniEntryDef::new(c"tern.max_nodes", c"2000", IniEntryPermission::System),
     IniEntryDef::new(c"tern.capture_params", c"0", IniEntryPermission::System),
+    IniEntryDef::new(c"tern.curl_direct", c"1", IniEntryPermission::System),
     IniEntryDef::new(c"tern.debug_dump", c"", IniEntryPermission::System),
     IniEntryDef::end(),
 ]);
@@ -217,6 +223,7 @@ pub fn parse(lookup: impl Fn(&str) -> Option<String>) -> (Config, Vec<String>) {
         };
     let enabled = boolean("tern.enabled", d.enabled, &mut bad);
     let capture_params = boolean("tern.capture_params", d.capture_params, &mut bad);
+    let curl_direct = boolean("tern.curl_direct", d.curl_direct, &mut bad);
     let text = |name: &str, default: &str| lookup(name).unwrap_or_else(|| default.to_string());
     let mut service_name = text("tern.service_name", &d.service_name)
         .trim()
@@ -319,6 +326,7 @@ pub fn parse(lookup: impl Fn(&str) -> Option<String>) -> (Config, Vec<String>) {
         profile_threshold_ms,
         max_nodes,
         capture_params,
+        curl_direct,
     };
     (config, warnings)
 }
@@ -354,10 +362,11 @@ mod tests {
             ("tern.profile_threshold_ms", "150"),
             ("tern.max_nodes", "500"),
             ("tern.capture_params", "1"),
+            ("tern.curl_direct", "0"),
             ("tern.service_name", "shop"),
         ]);
         assert!(w.is_empty(), "{w:?}");
-        assert!(!c.enabled && c.capture_params);
+        assert!(!c.enabled && c.capture_params && !c.curl_direct);
         assert_eq!(
             (
                 c.naming,
@@ -380,6 +389,7 @@ mod tests {
             ("tern.max_nodes", "3"),
             ("tern.socket", "relative.sock"),
             ("tern.collector", "localhost:4317"),
+            ("tern.curl_direct", "sometimes"),
         ]);
         assert_eq!(c, Config::default());
         for name in [
@@ -390,6 +400,7 @@ mod tests {
             "tern.max_nodes",
             "tern.socket",
             "tern.collector",
+            "tern.curl_direct",
         ] {
             assert!(
                 w.iter().any(|m| m.contains(name)),

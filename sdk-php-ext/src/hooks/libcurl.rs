@@ -5,7 +5,8 @@
 //! `curl_setopt` with an array costs ~2,000). libcurl is found among the symbols
 //! already loaded (PHP loads `curl.so`, and with it libcurl, with `RTLD_GLOBAL`); the
 //! easy handle is the first field of the engine's object behind a `CurlHandle`. Every
-//! function returns `None` when something is missing; the hooks then go through PHP.
+//! function returns `None` when something is missing, or when `tern.curl_direct=0`;
+//! the hooks then go through PHP.
 
 use std::ffi::{c_char, c_int, c_long, c_void, CStr};
 use std::sync::OnceLock;
@@ -28,6 +29,9 @@ struct Api {
 fn api() -> Option<&'static Api> {
     static API: OnceLock<Option<Api>> = OnceLock::new();
     API.get_or_init(|| {
+        if !crate::config::get().curl_direct {
+            return None;
+        }
         let find = |name: &CStr| {
             // SAFETY: a lookup among the symbols already loaded.
             let p = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
