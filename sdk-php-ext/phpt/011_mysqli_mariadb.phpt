@@ -1,5 +1,5 @@
 --TEST--
-mysqli, procedural and object style, against a real MariaDB: queries, prepared statements, rows and errors become SQL spans
+mysqli, procedural and object style, against a real MariaDB: queries, execute_query, prepared statements, rows and errors become SQL spans, with the parameters passed as an array when tern.capture_params=1
 --SKIPIF--
 <?php if (!is_executable('/usr/sbin/mariadbd') || !extension_loaded('mysqli')) die('skip mariadbd or mysqli missing'); ?>
 --FILE--
@@ -34,10 +34,16 @@ mysqli_stmt_execute(\$stmt);
 \$st->bind_param('i', \$id);
 \$st->execute();
 try { \$db->query('SELECT * FROM nowhere'); } catch (mysqli_sql_exception \$e) { echo "caught\\n"; }
+echo mysqli_execute_query(\$db, 'SELECT name FROM items WHERE id > ?', [1])->num_rows, " rows\\n";
+\$db->execute_query('UPDATE items SET name = ? WHERE id = ?', ['y', 1]);
+\$st = \$db->prepare('SELECT name FROM items WHERE id = ?');
+\$st->execute([3]);
+echo \$st->get_result()->fetch_row()[0], "\\n";
+try { \$db->execute_query('SELECT * FROM nowhere WHERE id = ?', [7]); } catch (mysqli_sql_exception \$e) { echo "caught\\n"; }
 PHP;
-$r = tern_run($code);
-echo $r['out'];
-tern_show(tern_where($r['spans'], 'kind', 'CLIENT'), ['db.system.name', 'server.address', 'db.query.text', 'db.response.returned_rows', 'db.response.affected_rows', 'status', 'error.type']);
+$r = tern_run($code, ['tern.capture_params' => '1']);
+echo $r['out'], $r['err'];
+tern_show(tern_where($r['spans'], 'kind', 'CLIENT'), ['db.system.name', 'server.address', 'db.query.text', 'db.response.returned_rows', 'db.response.affected_rows', 'db.query.parameter.0', 'db.query.parameter.1', 'status', 'error.type']);
 proc_terminate($db);
 proc_close($db);
 exec('rm -rf ' . escapeshellarg($dir));
@@ -45,11 +51,18 @@ exec('rm -rf ' . escapeshellarg($dir));
 --EXPECT--
 3 rows
 caught
-db.system.name=mysql server.address=localhost db.query.text=CREATE DATABASE shop db.response.returned_rows=- db.response.affected_rows=1 status=unset error.type=-
-db.system.name=mysql server.address=localhost db.query.text=CREATE TABLE items (id INT PRIMARY KEY, name VARCHAR(20)) db.response.returned_rows=- db.response.affected_rows=0 status=unset error.type=-
-db.system.name=mysql server.address=localhost db.query.text=INSERT INTO items VALUES (1, 'a'), (2, 'b'), (3, 'c') db.response.returned_rows=- db.response.affected_rows=3 status=unset error.type=-
-db.system.name=mysql server.address=localhost db.query.text=SELECT * FROM items db.response.returned_rows=3 db.response.affected_rows=- status=unset error.type=-
-db.system.name=mysql server.address=localhost db.query.text=SELECT name FROM items WHERE id = ? db.response.returned_rows=- db.response.affected_rows=- status=unset error.type=-
-db.system.name=mysql server.address=localhost db.query.text=UPDATE items SET name = 'z' WHERE id > 1 db.response.returned_rows=- db.response.affected_rows=2 status=unset error.type=-
-db.system.name=mysql server.address=localhost db.query.text=DELETE FROM items WHERE id = ? db.response.returned_rows=- db.response.affected_rows=1 status=unset error.type=-
-db.system.name=mysql server.address=localhost db.query.text=SELECT * FROM nowhere db.response.returned_rows=- db.response.affected_rows=- status=error error.type=mysqli_sql_exception
+1 rows
+z
+caught
+db.system.name=mysql server.address=localhost db.query.text=CREATE DATABASE shop db.response.returned_rows=- db.response.affected_rows=1 db.query.parameter.0=- db.query.parameter.1=- status=unset error.type=-
+db.system.name=mysql server.address=localhost db.query.text=CREATE TABLE items (id INT PRIMARY KEY, name VARCHAR(20)) db.response.returned_rows=- db.response.affected_rows=0 db.query.parameter.0=- db.query.parameter.1=- status=unset error.type=-
+db.system.name=mysql server.address=localhost db.query.text=INSERT INTO items VALUES (1, 'a'), (2, 'b'), (3, 'c') db.response.returned_rows=- db.response.affected_rows=3 db.query.parameter.0=- db.query.parameter.1=- status=unset error.type=-
+db.system.name=mysql server.address=localhost db.query.text=SELECT * FROM items db.response.returned_rows=3 db.response.affected_rows=- db.query.parameter.0=- db.query.parameter.1=- status=unset error.type=-
+db.system.name=mysql server.address=localhost db.query.text=SELECT name FROM items WHERE id = ? db.response.returned_rows=- db.response.affected_rows=- db.query.parameter.0=- db.query.parameter.1=- status=unset error.type=-
+db.system.name=mysql server.address=localhost db.query.text=UPDATE items SET name = 'z' WHERE id > 1 db.response.returned_rows=- db.response.affected_rows=2 db.query.parameter.0=- db.query.parameter.1=- status=unset error.type=-
+db.system.name=mysql server.address=localhost db.query.text=DELETE FROM items WHERE id = ? db.response.returned_rows=- db.response.affected_rows=1 db.query.parameter.0=- db.query.parameter.1=- status=unset error.type=-
+db.system.name=mysql server.address=localhost db.query.text=SELECT * FROM nowhere db.response.returned_rows=- db.response.affected_rows=- db.query.parameter.0=- db.query.parameter.1=- status=error error.type=mysqli_sql_exception
+db.system.name=mysql server.address=localhost db.query.text=SELECT name FROM items WHERE id > ? db.response.returned_rows=1 db.response.affected_rows=- db.query.parameter.0=1 db.query.parameter.1=- status=unset error.type=-
+db.system.name=mysql server.address=localhost db.query.text=UPDATE items SET name = ? WHERE id = ? db.response.returned_rows=- db.response.affected_rows=1 db.query.parameter.0=y db.query.parameter.1=1 status=unset error.type=-
+db.system.name=mysql server.address=localhost db.query.text=SELECT name FROM items WHERE id = ? db.response.returned_rows=- db.response.affected_rows=- db.query.parameter.0=3 db.query.parameter.1=- status=unset error.type=-
+db.system.name=mysql server.address=localhost db.query.text=SELECT * FROM nowhere WHERE id = ? db.response.returned_rows=- db.response.affected_rows=- db.query.parameter.0=7 db.query.parameter.1=- status=error error.type=mysqli_sql_exception

@@ -26,8 +26,8 @@ mod spans;
 pub mod stream;
 
 pub use spans::{
-    abandon, discard, failure, finish, mark, open, open_http, open_sql, push_traceparent,
-    sql_operation, url_parts,
+    abandon, discard, failure, finish, mark, open, open_http, open_sql, push_params,
+    push_traceparent, sql_operation, url_parts,
 };
 
 use std::panic::{catch_unwind, AssertUnwindSafe};

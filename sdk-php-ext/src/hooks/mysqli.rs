@@ -1,9 +1,11 @@
 //! mysqli, procedural and object style: connections, `query`/`real_query`/`multi_query`,
-//! `prepare` + `mysqli_stmt::execute`, with returned or affected rows.
+//! `execute_query` (PHP 8.2), `prepare` + `mysqli_stmt::execute`, with returned or
+//! affected rows, and the parameters passed as an array (`execute_query`, `execute($params)`,
+//! PHP 8.1) when `tern.capture_params=1`.
 
 use ext_php_rs::types::Zval;
 
-use super::{failure, finish, mark, open_sql, Hook};
+use super::{failure, finish, mark, open_sql, push_params, Hook};
 use crate::php::{self, Frame};
 use crate::request::{text, Conn, Open, Tx, Val};
 
@@ -21,6 +23,17 @@ pub const HOOKS: &[Hook] = &[
     Hook::method("mysqli", "query", query_method_begin, query_end),
     Hook::method("mysqli", "real_query", query_method_begin, query_end),
     Hook::method("mysqli", "multi_query", query_method_begin, query_end),
+    Hook::function(
+        "mysqli_execute_query",
+        execute_query_fn_begin,
+        execute_query_end,
+    ),
+    Hook::method(
+        "mysqli",
+        "execute_query",
+        execute_query_method_begin,
+        execute_query_end,
+    ),
     Hook::function("mysqli_prepare", mark, prepare_fn_end),
     Hook::method("mysqli", "prepare", mark, prepare_method_end),
     Hook::function("mysqli_stmt_execute", stmt_fn_begin, stmt_end),
@@ -85,7 +98,29 @@ fn query_method_begin(frame: Frame, tx: &mut Tx) -> Option<Open> {
     sql_on(tx, frame.this(), frame.arg_bytes(0))
 }
 
+fn execute_query_fn_begin(frame: Frame, tx: &mut Tx) -> Option<Open> {
+    let mut open = sql_on(tx, frame.arg(0), frame.arg_bytes(1))?;
+    push_params(&mut open, frame.arg(2));
+    Some(open)
+}
+
+fn execute_query_method_begin(frame: Frame, tx: &mut Tx) -> Option<Open> {
+    let mut open = sql_on(tx, frame.this(), frame.arg_bytes(0))?;
+    push_params(&mut open, frame.arg(1));
+    Some(open)
+}
+
 fn query_end(frame: Frame, rv: Option<&Zval>, tx: &mut Tx, open: Open) {
+    end_on_link(frame, rv, tx, open, "mysqli_query");
+}
+
+fn execute_query_end(frame: Frame, rv: Option<&Zval>, tx: &mut Tx, open: Open) {
+    end_on_link(frame, rv, tx, open, "mysqli_execute_query");
+}
+
+/// Ends a statement run on a link: rows of the result, or rows the link says were
+/// affected; the link's error when it failed.
+fn end_on_link(frame: Frame, rv: Option<&Zval>, tx: &mut Tx, open: Open, what: &str) {
     let mut more = None;
     if let Some(result) = rv.filter(|z| z.is_object()) {
         if let Some(n) = php::prop_long(result, "num_rows") {
@@ -100,7 +135,7 @@ fn query_end(frame: Frame, rv: Option<&Zval>, tx: &mut Tx, open: Open) {
             more = Some(("db.response.affected_rows", Val::I(n)));
         }
     }
-    let error = failure(rv, "mysqli_query").map(|(kind, msg)| {
+    let error = failure(rv, what).map(|(kind, msg)| {
         let link = frame.this().or_else(|| frame.arg(0));
         let detail = link
             .and_then(|l| php::prop_bytes(l, "error"))
@@ -143,11 +178,15 @@ fn stmt_on(tx: &Tx, stmt: Option<&Zval>) -> Option<Open> {
 }
 
 fn stmt_fn_begin(frame: Frame, tx: &mut Tx) -> Option<Open> {
-    stmt_on(tx, frame.arg(0))
+    let mut open = stmt_on(tx, frame.arg(0))?;
+    push_params(&mut open, frame.arg(1));
+    Some(open)
 }
 
 fn stmt_method_begin(frame: Frame, tx: &mut Tx) -> Option<Open> {
-    stmt_on(tx, frame.this())
+    let mut open = stmt_on(tx, frame.this())?;
+    push_params(&mut open, frame.arg(0));
+    Some(open)
 }
 
 fn stmt_end(frame: Frame, rv: Option<&Zval>, tx: &mut Tx, open: Open) {

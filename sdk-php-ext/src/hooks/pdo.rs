@@ -3,8 +3,7 @@
 
 use ext_php_rs::types::Zval;
 
-use super::{failure, finish, mark, open_sql, Hook};
-use crate::config;
+use super::{failure, finish, mark, open_sql, push_params, Hook};
 use crate::php::{self, Frame};
 use crate::request::{text, Conn, Open, Tx, Val};
 
@@ -114,46 +113,8 @@ fn execute_begin(frame: Frame, tx: &mut Tx) -> Option<Open> {
         _ => text(&php::prop_bytes(this, "queryString")?),
     };
     let mut open = open_sql(tx, conn, sql);
-    if config::get().capture_params {
-        if let Some(params) = frame.arg(0).and_then(|z| z.array()) {
-            for (key, value) in params.iter().take(32) {
-                let name = match key {
-                    ext_php_rs::types::ArrayKey::Long(i) => i.to_string(),
-                    ext_php_rs::types::ArrayKey::String(s) => s.trim_start_matches(':').to_string(),
-                    ext_php_rs::types::ArrayKey::Str(s) => s.trim_start_matches(':').to_string(),
-                    ext_php_rs::types::ArrayKey::ZendString(s) => s
-                        .as_str()
-                        .unwrap_or("?")
-                        .trim_start_matches(':')
-                        .to_string(),
-                };
-                let text = value.coerce_to_string().unwrap_or_default();
-                let key: &'static str = param_key(&name);
-                open.attrs.push((key, Val::S(text)));
-            }
-        }
-    }
+    push_params(&mut open, frame.arg(0));
     Some(open)
-}
-
-/// `db.query.parameter.<name>` keys; interned so attributes stay `&'static str`.
-fn param_key(name: &str) -> &'static str {
-    use std::collections::HashMap;
-    use std::sync::Mutex;
-    static KEYS: Mutex<Option<HashMap<String, &'static str>>> = Mutex::new(None);
-    let Ok(mut guard) = KEYS.lock() else {
-        return "db.query.parameter";
-    };
-    let map = guard.get_or_insert_with(HashMap::new);
-    if let Some(k) = map.get(name) {
-        return k;
-    }
-    if map.len() >= 256 {
-        return "db.query.parameter.other";
-    }
-    let key: &'static str = Box::leak(format!("db.query.parameter.{name}").into_boxed_str());
-    map.insert(name.to_string(), key);
-    key
 }
 
 fn execute_end(_frame: Frame, rv: Option<&Zval>, tx: &mut Tx, open: Open) {

@@ -98,6 +98,52 @@ pub fn open_sql(tx: &Tx, conn: Option<&Conn>, text: Text) -> Open {
     open
 }
 
+/// The bound parameters of a SQL call (an array argument: `PDOStatement::execute`,
+/// `mysqli_stmt::execute`, `mysqli::execute_query`) as `db.query.parameter.<name or
+/// position>` attributes, when `tern.capture_params=1`; at most 32.
+pub fn push_params(open: &mut Open, params: Option<&Zval>) {
+    if !crate::config::get().capture_params {
+        return;
+    }
+    let Some(params) = params.and_then(|z| z.array()) else {
+        return;
+    };
+    for (key, value) in params.iter().take(32) {
+        let name = match key {
+            ext_php_rs::types::ArrayKey::Long(i) => i.to_string(),
+            ext_php_rs::types::ArrayKey::String(s) => s.trim_start_matches(':').to_string(),
+            ext_php_rs::types::ArrayKey::Str(s) => s.trim_start_matches(':').to_string(),
+            ext_php_rs::types::ArrayKey::ZendString(s) => s
+                .as_str()
+                .unwrap_or("?")
+                .trim_start_matches(':')
+                .to_string(),
+        };
+        let text = value.coerce_to_string().unwrap_or_default();
+        open.attrs.push((param_key(&name), Val::S(text)));
+    }
+}
+
+/// `db.query.parameter.<name>` keys; interned so attributes stay `&'static str`.
+fn param_key(name: &str) -> &'static str {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    static KEYS: Mutex<Option<HashMap<String, &'static str>>> = Mutex::new(None);
+    let Ok(mut guard) = KEYS.lock() else {
+        return "db.query.parameter";
+    };
+    let map = guard.get_or_insert_with(HashMap::new);
+    if let Some(k) = map.get(name) {
+        return k;
+    }
+    if map.len() >= 256 {
+        return "db.query.parameter.other";
+    }
+    let key: &'static str = Box::leak(format!("db.query.parameter.{name}").into_boxed_str());
+    map.insert(name.to_string(), key);
+    key
+}
+
 /// Splits a URL into (scheme, host, port).
 pub fn url_parts(url: &str) -> (Val, String, Option<i64>) {
     // The scheme ends at the first `:`, when `//` follows it.
