@@ -37,6 +37,51 @@ pub fn lossy(b: &[u8]) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// A PHP value kept after the call that passed it (its reference count raised by one),
+/// given back with [`Held::release`] while the engine runs. Dropped without that, it
+/// only forgets (no drop glue: request memory is freed with the request anyway).
+#[derive(Debug)]
+pub struct Held(std::mem::ManuallyDrop<Zval>);
+
+impl Held {
+    /// Keeps `z` (for a reference: the variable itself).
+    pub fn new(z: &Zval) -> Held {
+        Held(std::mem::ManuallyDrop::new(z.shallow_clone()))
+    }
+
+    /// The value now, through references.
+    pub fn get(&self) -> &Zval {
+        self.0.dereference()
+    }
+
+    /// Gives the value back (lowers its reference count, freeing it if it was the last).
+    pub fn release(mut self) {
+        // SAFETY: taken once, here; the value is alive (we held a reference).
+        unsafe { std::mem::ManuallyDrop::drop(&mut self.0) }
+    }
+}
+
+/// `s` cut to at most `max` bytes (on a character boundary), ending in `…` when cut:
+/// a bulk `INSERT` or a blob parameter must not make a span larger than a frame.
+pub fn clip(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if s.len() <= max {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    std::borrow::Cow::Owned(format!("{}…", &s[..end]))
+}
+
+/// [`clip`] of an owned string, without copying one that fits.
+pub fn clip_owned(s: String, max: usize) -> String {
+    match clip(&s, max) {
+        std::borrow::Cow::Borrowed(_) => s,
+        std::borrow::Cow::Owned(c) => c,
+    }
+}
+
 /// The string bytes of a zval, through references.
 pub fn zval_bytes(z: &Zval) -> Option<&[u8]> {
     let z = z.dereference();
@@ -69,12 +114,16 @@ impl Frame {
 
     /// Argument `n` (0-based), through references.
     pub fn arg(&self, n: u32) -> Option<&Zval> {
+        self.arg_as_passed(n).map(Zval::dereference)
+    }
+
+    /// Argument `n` as passed: the reference itself for a by-reference parameter.
+    pub fn arg_as_passed(&self, n: u32) -> Option<&Zval> {
         if n >= self.num_args() {
             return None;
         }
         // SAFETY: arguments follow the frame header (ZEND_CALL_ARG).
-        let z = unsafe { &*(self.0 as *const zval).add(FRAME_SLOT + n as usize) };
-        Some(z.dereference())
+        Some(unsafe { &*(self.0 as *const zval).add(FRAME_SLOT + n as usize) })
     }
 
     /// Argument `n` as bytes when it is a string.
@@ -230,7 +279,8 @@ pub fn pending_exception() -> Option<(String, String)> {
     // SAFETY: wrap the object in a zval to read its message without changing refcounts.
     holder.u1.type_info = ffi::IS_OBJECT_EX;
     holder.value.obj = ex;
-    let message = prop_bytes(&holder, "message").map(|b| String::from_utf8_lossy(&b).into_owned());
+    let message = prop_bytes(&holder, "message")
+        .map(|b| clip(&String::from_utf8_lossy(&b), crate::request::MAX_TEXT).into_owned());
     // Do not let the holder release the exception.
     holder.u1.type_info = ffi::IS_NULL;
     Some((class, message.unwrap_or_default()))
@@ -365,5 +415,34 @@ pub fn caller_local(frame: Frame, name: &str) -> Option<&'static Zval> {
         table
             .get(name)
             .map(|z| z.indirect().unwrap_or(z).dereference())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clip_keeps_short_text_and_cuts_long_text_on_a_character_boundary() {
+        assert!(matches!(
+            clip("SELECT 1", 8),
+            std::borrow::Cow::Borrowed("SELECT 1")
+        ));
+        assert_eq!(clip("SELECT 1", 7), "SELE…");
+        // 'é' is two bytes: a cut inside it moves back to its start.
+        assert_eq!(clip("aéééé", 5), "a…");
+        assert_eq!(clip("aéééé", 6), "aé…");
+        assert_eq!(clip("aéééé", 7), "aé…");
+        for max in 3..40 {
+            let long = "ü".repeat(30);
+            let c = clip(&long, max);
+            assert!(c.len() <= max, "{max}: {}", c.len());
+            assert!(c.ends_with('…'));
+        }
+        assert_eq!(clip_owned("x".repeat(10), 10), "x".repeat(10));
+        assert_eq!(
+            clip_owned("x".repeat(11), 10),
+            format!("{}…", "x".repeat(7))
+        );
     }
 }

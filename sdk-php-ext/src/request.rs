@@ -17,9 +17,14 @@ use crate::{clock, naming, otlp, php, send};
 /// into every span of the statement or connection without copying.
 pub type Text = std::rc::Rc<str>;
 
-/// Text of PHP bytes (invalid UTF-8 replaced); one allocation.
+/// Longest SQL statement or URL kept in a span (longer ones end in `…`).
+pub const MAX_TEXT: usize = 8 * 1024;
+/// Longest SQL parameter value kept in a span.
+pub const MAX_PARAM_TEXT: usize = 1024;
+
+/// Text of PHP bytes (invalid UTF-8 replaced, at most [`MAX_TEXT`]); one allocation.
 pub fn text(b: &[u8]) -> Text {
-    Text::from(php::lossy(b).as_ref())
+    Text::from(php::clip(&php::lossy(b), MAX_TEXT).as_ref())
 }
 
 /// An attribute value.
@@ -42,6 +47,8 @@ pub type Attrs = Vec<(&'static str, Val)>;
 pub const MAX_SPANS: usize = 2000;
 /// Most connections/statements/handles remembered per request.
 const MAX_HANDLES: usize = 512;
+/// Most parameters recorded per statement.
+pub const MAX_PARAMS: usize = 32;
 
 /// A hooked call in progress.
 #[derive(Debug)]
@@ -109,6 +116,28 @@ pub struct CurlOpts {
     pub method: Option<String>,
     /// Whether `method` came from `CURLOPT_CUSTOMREQUEST` (flags set later do not win).
     pub custom: bool,
+}
+
+/// A parameter bound to a prepared statement: `bindValue`'s value as text then,
+/// `bindParam`'s variable (a reference, held until the request ends) read when the
+/// statement runs.
+#[derive(Debug)]
+pub enum Bound {
+    /// The value, as text.
+    Text(String),
+    /// The variable.
+    Var(php::Held),
+}
+
+/// A parameter bound to statement `stmt` (object handle) under attribute `key`.
+#[derive(Debug)]
+pub struct Bind {
+    /// The statement.
+    pub stmt: u32,
+    /// `db.query.parameter.<name or position>`.
+    pub key: &'static str,
+    /// What was bound.
+    pub value: Bound,
 }
 
 /// A stream context's `http` `header` option as the application set it.
@@ -212,6 +241,9 @@ pub struct Tx {
     /// `traceparent` lists given to libcurl directly, taken off their handle when the
     /// transfer ends and freed when the request ends (see `libcurl::HeaderList`).
     pub curl_lists: Vec<crate::hooks::libcurl::HeaderList>,
+    /// Parameters bound to prepared statements (`tern.capture_params=1`). Holds PHP
+    /// references: emptied in [`end`], while the engine is alive.
+    pub binds: Vec<Bind>,
     /// Stream calls whose context got our `traceparent`: (frame, the context's `http`
     /// `header` option before), restored when the call ends.
     pub stream_headers: Vec<(usize, StreamHeader)>,
@@ -275,6 +307,26 @@ impl Tx {
         self.conns.push((handle, conn));
     }
 
+    /// Remembers a parameter bound to statement `stmt` (the last binding of a key wins).
+    pub fn bind(&mut self, stmt: u32, key: &'static str, value: Bound) {
+        if let Some(b) = self
+            .binds
+            .iter_mut()
+            .find(|b| b.stmt == stmt && b.key == key)
+        {
+            b.value = value;
+        } else if self.binds.len() < MAX_HANDLES
+            && self.binds.iter().filter(|b| b.stmt == stmt).count() < MAX_PARAMS
+        {
+            self.binds.push(Bind { stmt, key, value });
+        }
+    }
+
+    /// Forgets the parameters bound to `stmt` (a new statement under a reused handle).
+    pub fn unbind(&mut self, stmt: u32) {
+        self.binds.retain(|b| b.stmt != stmt);
+    }
+
     /// What is known about a connection or statement.
     pub fn conn(&self, handle: u32) -> Option<&Conn> {
         self.conns
@@ -318,6 +370,7 @@ impl Tx {
             curl_opts,
             curl_multi,
             curl_lists,
+            binds,
             stream_headers,
             status,
             peak_memory,
@@ -347,6 +400,10 @@ impl Tx {
         curl_opts.clear();
         curl_multi.clear();
         curl_lists.clear();
+        // Normally emptied at the end of the request. Left over only when that end did
+        // not run: their PHP values went with that request's memory, so they are
+        // forgotten (`Held` has no drop glue), not released.
+        binds.clear();
         stream_headers.clear();
         *status = 0;
     }
@@ -559,6 +616,12 @@ pub fn end(config: &Config) {
         }
         let now = clock::mono_ns();
         tx.mono_end = now;
+        // Bound variables are given back while the engine still runs (see `Tx::reset`).
+        for b in tx.binds.drain(..) {
+            if let Bound::Var(v) = b.value {
+                v.release();
+            }
+        }
         for open in std::mem::take(&mut tx.open) {
             crate::hooks::abandon(tx, open, now);
         }

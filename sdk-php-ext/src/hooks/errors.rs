@@ -75,7 +75,7 @@ pub fn record(errors: &mut Errors, kind: u32, file: &[u8], line: u32, message: &
     };
     errors.fatal = Some(Fatal {
         kind,
-        message,
+        message: crate::php::clip_owned(message, crate::request::MAX_TEXT),
         file: String::from_utf8_lossy(file).into_owned(),
         line,
     });

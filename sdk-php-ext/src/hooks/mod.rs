@@ -26,8 +26,8 @@ mod spans;
 pub mod stream;
 
 pub use spans::{
-    abandon, discard, failure, finish, mark, open, open_http, open_sql, push_params,
-    push_traceparent, sql_operation, url_parts,
+    abandon, discard, failure, finish, mark, open, open_http, open_sql, param_key, param_key_at,
+    push_params, push_traceparent, sql_operation, url_parts,
 };
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -60,6 +60,9 @@ pub struct Hook {
     pub begin: BeginFn,
     /// At the call's end.
     pub end: EndFn,
+    /// Installed only with `tern.capture_params=1` (calls that only matter for
+    /// parameters cost nothing otherwise).
+    pub params_only: bool,
 }
 
 impl Hook {
@@ -70,6 +73,7 @@ impl Hook {
             function,
             begin,
             end,
+            params_only: false,
         }
     }
 
@@ -85,6 +89,15 @@ impl Hook {
             function,
             begin,
             end,
+            params_only: false,
+        }
+    }
+
+    /// Installed only when SQL parameters are captured (`tern.capture_params=1`).
+    pub const fn params_only(self) -> Self {
+        Hook {
+            params_only: true,
+            ..self
         }
     }
 }
@@ -395,7 +408,8 @@ pub fn install() {
     let mut index = 0;
     for table in TABLES {
         for hook in table {
-            let func = if ORIGINAL[index].load(Ordering::Relaxed) == 0 {
+            let wanted = !hook.params_only || crate::config::get().capture_params;
+            let func = if wanted && ORIGINAL[index].load(Ordering::Relaxed) == 0 {
                 lookup(hook.class, hook.function)
             } else {
                 None

@@ -100,13 +100,13 @@ fn query_method_begin(frame: Frame, tx: &mut Tx) -> Option<Open> {
 
 fn execute_query_fn_begin(frame: Frame, tx: &mut Tx) -> Option<Open> {
     let mut open = sql_on(tx, frame.arg(0), frame.arg_bytes(1))?;
-    push_params(&mut open, frame.arg(2));
+    push_params(tx, &mut open, frame.arg(2), 0);
     Some(open)
 }
 
 fn execute_query_method_begin(frame: Frame, tx: &mut Tx) -> Option<Open> {
     let mut open = sql_on(tx, frame.this(), frame.arg_bytes(0))?;
-    push_params(&mut open, frame.arg(1));
+    push_params(tx, &mut open, frame.arg(1), 0);
     Some(open)
 }
 
@@ -179,13 +179,13 @@ fn stmt_on(tx: &Tx, stmt: Option<&Zval>) -> Option<Open> {
 
 fn stmt_fn_begin(frame: Frame, tx: &mut Tx) -> Option<Open> {
     let mut open = stmt_on(tx, frame.arg(0))?;
-    push_params(&mut open, frame.arg(1));
+    push_params(tx, &mut open, frame.arg(1), 0);
     Some(open)
 }
 
 fn stmt_method_begin(frame: Frame, tx: &mut Tx) -> Option<Open> {
     let mut open = stmt_on(tx, frame.this())?;
-    push_params(&mut open, frame.arg(0));
+    push_params(tx, &mut open, frame.arg(0), 0);
     Some(open)
 }
 

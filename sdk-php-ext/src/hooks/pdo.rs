@@ -1,11 +1,12 @@
 //! PDO: connections (DSN → system, host, database), `query`, `exec`, `prepare` +
-//! `PDOStatement::execute` (bound parameters when `tern.capture_params=1`).
+//! `PDOStatement::execute`, with its parameters when `tern.capture_params=1` (passed to
+//! `execute`, or bound with `bindValue`/`bindParam`, hooked only then).
 
 use ext_php_rs::types::Zval;
 
-use super::{failure, finish, mark, open_sql, push_params, Hook};
+use super::{discard, failure, finish, mark, open_sql, param_key, param_key_at, push_params, Hook};
 use crate::php::{self, Frame};
-use crate::request::{text, Conn, Open, Tx, Val};
+use crate::request::{text, Bound, Conn, Open, Tx, Val, MAX_PARAM_TEXT};
 
 /// What is hooked.
 pub const HOOKS: &[Hook] = &[
@@ -14,6 +15,8 @@ pub const HOOKS: &[Hook] = &[
     Hook::method("pdo", "exec", query_begin, exec_end),
     Hook::method("pdo", "prepare", mark, prepare_end),
     Hook::method("pdostatement", "execute", execute_begin, execute_end),
+    Hook::method("pdostatement", "bindvalue", bind_value, discard).params_only(),
+    Hook::method("pdostatement", "bindparam", bind_param, discard).params_only(),
 ];
 
 /// Connection facts from a PDO DSN (`mysql:host=db;port=3306;dbname=shop`).
@@ -102,6 +105,7 @@ fn prepare_end(frame: Frame, rv: Option<&Zval>, tx: &mut Tx, _open: Open) {
         .unwrap_or_default();
     conn.sql = text(sql);
     tx.set_conn(stmt, conn);
+    tx.unbind(stmt);
 }
 
 fn execute_begin(frame: Frame, tx: &mut Tx) -> Option<Open> {
@@ -113,8 +117,40 @@ fn execute_begin(frame: Frame, tx: &mut Tx) -> Option<Open> {
         _ => text(&php::prop_bytes(this, "queryString")?),
     };
     let mut open = open_sql(tx, conn, sql);
-    push_params(&mut open, frame.arg(0));
+    push_params(tx, &mut open, frame.arg(0), handle);
     Some(open)
+}
+
+/// The attribute key of `bindValue`/`bindParam`'s first argument: a name, or a 1-based
+/// position (0-based in the key, as for arrays passed to `execute`).
+fn bound_key(frame: Frame) -> Option<&'static str> {
+    let z = frame.arg(0)?;
+    match z.long() {
+        Some(n) => Some(param_key_at(n - 1)),
+        None => Some(param_key(&String::from_utf8_lossy(php::zval_bytes(z)?))),
+    }
+}
+
+fn bind_value(frame: Frame, tx: &mut Tx) -> Option<Open> {
+    let (stmt, key) = (frame.this_handle()?, bound_key(frame)?);
+    let value = frame.arg(1)?.coerce_to_string().unwrap_or_default();
+    tx.bind(
+        stmt,
+        key,
+        Bound::Text(php::clip_owned(value, MAX_PARAM_TEXT)),
+    );
+    None
+}
+
+fn bind_param(frame: Frame, tx: &mut Tx) -> Option<Open> {
+    let (stmt, key) = (frame.this_handle()?, bound_key(frame)?);
+    // The variable itself (a reference): its value when the statement runs counts.
+    tx.bind(
+        stmt,
+        key,
+        Bound::Var(php::Held::new(frame.arg_as_passed(1)?)),
+    );
+    None
 }
 
 fn execute_end(_frame: Frame, rv: Option<&Zval>, tx: &mut Tx, open: Open) {

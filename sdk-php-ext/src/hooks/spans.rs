@@ -4,13 +4,15 @@
 
 use std::borrow::Cow;
 
-use ext_php_rs::types::Zval;
+use ext_php_rs::types::{ArrayKey, Zval};
 use tern_php_wire::ActivityKind;
 
 use crate::clock;
 use crate::otlp::Finished;
 use crate::php::{self, Frame};
-use crate::request::{Attrs, Conn, Open, Text, Tx, Val};
+use crate::request::{
+    Attrs, Bound, Conn, Open, Text, Tx, Val, MAX_PARAMS, MAX_PARAM_TEXT, MAX_TEXT,
+};
 
 /// A `begin` that only keeps the frame so `end` runs (no span by itself).
 pub fn mark(_frame: Frame, _tx: &mut Tx) -> Option<Open> {
@@ -98,34 +100,50 @@ pub fn open_sql(tx: &Tx, conn: Option<&Conn>, text: Text) -> Open {
     open
 }
 
-/// The bound parameters of a SQL call (an array argument: `PDOStatement::execute`,
-/// `mysqli_stmt::execute`, `mysqli::execute_query`) as `db.query.parameter.<name or
-/// position>` attributes, when `tern.capture_params=1`; at most 32.
-pub fn push_params(open: &mut Open, params: Option<&Zval>) {
+/// The parameters of a SQL call passed as an array (`PDOStatement::execute($params)`,
+/// `mysqli_stmt::execute($params)`, `mysqli::execute_query`), else those bound to its
+/// statement `stmt` (`bindValue`, `bindParam`), as `db.query.parameter.<name or
+/// position>` attributes, when `tern.capture_params=1`; at most [`MAX_PARAMS`].
+pub fn push_params(tx: &Tx, open: &mut Open, params: Option<&Zval>, stmt: u32) {
     if !crate::config::get().capture_params {
         return;
     }
-    let Some(params) = params.and_then(|z| z.array()) else {
+    if let Some(params) = params.and_then(|z| z.array()) {
+        for (key, value) in params.iter().take(MAX_PARAMS) {
+            let name = match key {
+                ArrayKey::Long(i) => param_key_at(i),
+                ArrayKey::String(s) => param_key(&s),
+                ArrayKey::Str(s) => param_key(s),
+                ArrayKey::ZendString(s) => param_key(s.as_str().unwrap_or("?")),
+            };
+            let value = value.coerce_to_string().unwrap_or_default();
+            open.attrs
+                .push((name, Val::S(php::clip_owned(value, MAX_PARAM_TEXT))));
+        }
         return;
-    };
-    for (key, value) in params.iter().take(32) {
-        let name = match key {
-            ext_php_rs::types::ArrayKey::Long(i) => i.to_string(),
-            ext_php_rs::types::ArrayKey::String(s) => s.trim_start_matches(':').to_string(),
-            ext_php_rs::types::ArrayKey::Str(s) => s.trim_start_matches(':').to_string(),
-            ext_php_rs::types::ArrayKey::ZendString(s) => s
-                .as_str()
-                .unwrap_or("?")
-                .trim_start_matches(':')
-                .to_string(),
+    }
+    for b in tx.binds.iter().filter(|b| b.stmt == stmt) {
+        let text = match &b.value {
+            Bound::Text(t) => t.clone(),
+            Bound::Var(v) => v.get().coerce_to_string().unwrap_or_default(),
         };
-        let text = value.coerce_to_string().unwrap_or_default();
-        open.attrs.push((param_key(&name), Val::S(text)));
+        open.attrs
+            .push((b.key, Val::S(php::clip_owned(text, MAX_PARAM_TEXT))));
     }
 }
 
+/// The attribute key of a parameter given by name (`:id` or `id`).
+pub fn param_key(name: &str) -> &'static str {
+    interned_param_key(name.trim_start_matches(':'))
+}
+
+/// The attribute key of a positional parameter, 0-based.
+pub fn param_key_at(position: i64) -> &'static str {
+    interned_param_key(&position.to_string())
+}
+
 /// `db.query.parameter.<name>` keys; interned so attributes stay `&'static str`.
-fn param_key(name: &str) -> &'static str {
+fn interned_param_key(name: &str) -> &'static str {
     use std::collections::HashMap;
     use std::sync::Mutex;
     static KEYS: Mutex<Option<HashMap<String, &'static str>>> = Mutex::new(None);
@@ -199,6 +217,7 @@ fn method_val(method: &str) -> Val {
 
 /// An outgoing HTTP call.
 pub fn open_http(tx: &Tx, method: &str, url: String) -> Open {
+    let url = php::clip_owned(url, MAX_TEXT);
     let (scheme, host, port) = url_parts(&url);
     let mut name = String::with_capacity(method.len() + 1 + host.len());
     name.push_str(method);
