@@ -1,5 +1,5 @@
 --TEST--
-mysqli, procedural and object style, against a real MariaDB: queries, execute_query, prepared statements, rows and errors become SQL spans, with the parameters passed as an array when tern.capture_params=1
+mysqli, procedural and object style, against a real MariaDB: queries, execute_query, prepared statements, rows and errors become SQL spans, with their parameters when tern.capture_params=1 (passed as an array, or bound variables: their values when the statement runs)
 --SKIPIF--
 <?php if (!is_executable('/usr/sbin/mariadbd') || !extension_loaded('mysqli')) die('skip mariadbd or mysqli missing'); ?>
 --FILE--
@@ -31,7 +31,9 @@ mysqli_stmt_execute(\$stmt);
 \$db = new mysqli('localhost', 'root', '', 'shop', 0, \$sock);
 \$db->query("UPDATE items SET name = 'z' WHERE id > 1");
 \$st = \$db->prepare('DELETE FROM items WHERE id = ?');
+\$id = 9;
 \$st->bind_param('i', \$id);
+\$id = 2;
 \$st->execute();
 try { \$db->query('SELECT * FROM nowhere'); } catch (mysqli_sql_exception \$e) { echo "caught\\n"; }
 echo mysqli_execute_query(\$db, 'SELECT name FROM items WHERE id > ?', [1])->num_rows, " rows\\n";
@@ -58,9 +60,9 @@ db.system.name=mysql server.address=localhost db.query.text=CREATE DATABASE shop
 db.system.name=mysql server.address=localhost db.query.text=CREATE TABLE items (id INT PRIMARY KEY, name VARCHAR(20)) db.response.returned_rows=- db.response.affected_rows=0 db.query.parameter.0=- db.query.parameter.1=- status=unset error.type=-
 db.system.name=mysql server.address=localhost db.query.text=INSERT INTO items VALUES (1, 'a'), (2, 'b'), (3, 'c') db.response.returned_rows=- db.response.affected_rows=3 db.query.parameter.0=- db.query.parameter.1=- status=unset error.type=-
 db.system.name=mysql server.address=localhost db.query.text=SELECT * FROM items db.response.returned_rows=3 db.response.affected_rows=- db.query.parameter.0=- db.query.parameter.1=- status=unset error.type=-
-db.system.name=mysql server.address=localhost db.query.text=SELECT name FROM items WHERE id = ? db.response.returned_rows=- db.response.affected_rows=- db.query.parameter.0=- db.query.parameter.1=- status=unset error.type=-
+db.system.name=mysql server.address=localhost db.query.text=SELECT name FROM items WHERE id = ? db.response.returned_rows=- db.response.affected_rows=- db.query.parameter.0=2 db.query.parameter.1=- status=unset error.type=-
 db.system.name=mysql server.address=localhost db.query.text=UPDATE items SET name = 'z' WHERE id > 1 db.response.returned_rows=- db.response.affected_rows=2 db.query.parameter.0=- db.query.parameter.1=- status=unset error.type=-
-db.system.name=mysql server.address=localhost db.query.text=DELETE FROM items WHERE id = ? db.response.returned_rows=- db.response.affected_rows=1 db.query.parameter.0=- db.query.parameter.1=- status=unset error.type=-
+db.system.name=mysql server.address=localhost db.query.text=DELETE FROM items WHERE id = ? db.response.returned_rows=- db.response.affected_rows=1 db.query.parameter.0=2 db.query.parameter.1=- status=unset error.type=-
 db.system.name=mysql server.address=localhost db.query.text=SELECT * FROM nowhere db.response.returned_rows=- db.response.affected_rows=- db.query.parameter.0=- db.query.parameter.1=- status=error error.type=mysqli_sql_exception
 db.system.name=mysql server.address=localhost db.query.text=SELECT name FROM items WHERE id > ? db.response.returned_rows=1 db.response.affected_rows=- db.query.parameter.0=1 db.query.parameter.1=- status=unset error.type=-
 db.system.name=mysql server.address=localhost db.query.text=UPDATE items SET name = ? WHERE id = ? db.response.returned_rows=- db.response.affected_rows=1 db.query.parameter.0=y db.query.parameter.1=1 status=unset error.type=-

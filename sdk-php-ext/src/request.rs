@@ -129,6 +129,15 @@ pub enum Bound {
     Var(php::Held),
 }
 
+impl Bound {
+    /// Gives back the variable held, if any.
+    pub fn release(self) {
+        if let Bound::Var(v) = self {
+            v.release();
+        }
+    }
+}
+
 /// A parameter bound to statement `stmt` (object handle) under attribute `key`.
 #[derive(Debug)]
 pub struct Bind {
@@ -314,17 +323,22 @@ impl Tx {
             .iter_mut()
             .find(|b| b.stmt == stmt && b.key == key)
         {
-            b.value = value;
+            std::mem::replace(&mut b.value, value).release();
         } else if self.binds.len() < MAX_HANDLES
             && self.binds.iter().filter(|b| b.stmt == stmt).count() < MAX_PARAMS
         {
             self.binds.push(Bind { stmt, key, value });
+        } else {
+            value.release();
         }
     }
 
-    /// Forgets the parameters bound to `stmt` (a new statement under a reused handle).
+    /// Forgets the parameters bound to `stmt` (a new statement under a reused handle,
+    /// or bound anew), giving back the variables held.
     pub fn unbind(&mut self, stmt: u32) {
-        self.binds.retain(|b| b.stmt != stmt);
+        for b in self.binds.extract_if(.., |b| b.stmt == stmt) {
+            b.value.release();
+        }
     }
 
     /// What is known about a connection or statement.
@@ -618,9 +632,7 @@ pub fn end(config: &Config) {
         tx.mono_end = now;
         // Bound variables are given back while the engine still runs (see `Tx::reset`).
         for b in tx.binds.drain(..) {
-            if let Bound::Var(v) = b.value {
-                v.release();
-            }
+            b.value.release();
         }
         for open in std::mem::take(&mut tx.open) {
             crate::hooks::abandon(tx, open, now);

@@ -1,13 +1,14 @@
 //! mysqli, procedural and object style: connections, `query`/`real_query`/`multi_query`,
 //! `execute_query` (PHP 8.2), `prepare` + `mysqli_stmt::execute`, with returned or
-//! affected rows, and the parameters passed as an array (`execute_query`, `execute($params)`,
-//! PHP 8.1) when `tern.capture_params=1`.
+//! affected rows, and when `tern.capture_params=1` the parameters: passed as an array
+//! (`execute_query`, `execute($params)`, PHP 8.1) or the variables bound with
+//! `bind_param` (their values when the statement runs; hooked only then).
 
 use ext_php_rs::types::Zval;
 
-use super::{failure, finish, mark, open_sql, push_params, Hook};
+use super::{discard, failure, finish, mark, open_sql, param_key_at, push_params, Hook};
 use crate::php::{self, Frame};
-use crate::request::{text, Conn, Open, Tx, Val};
+use crate::request::{text, Bound, Conn, Open, Tx, Val, MAX_PARAMS};
 
 /// What is hooked. Procedural functions take the link (or statement) as argument 0;
 /// methods have it as `$this`.
@@ -38,6 +39,8 @@ pub const HOOKS: &[Hook] = &[
     Hook::method("mysqli", "prepare", mark, prepare_method_end),
     Hook::function("mysqli_stmt_execute", stmt_fn_begin, stmt_end),
     Hook::method("mysqli_stmt", "execute", stmt_method_begin, stmt_end),
+    Hook::function("mysqli_stmt_bind_param", bind_fn, discard).params_only(),
+    Hook::method("mysqli_stmt", "bind_param", bind_method, discard).params_only(),
 ];
 
 fn conn_from(frame: Frame, first: u32) -> Conn {
@@ -100,13 +103,13 @@ fn query_method_begin(frame: Frame, tx: &mut Tx) -> Option<Open> {
 
 fn execute_query_fn_begin(frame: Frame, tx: &mut Tx) -> Option<Open> {
     let mut open = sql_on(tx, frame.arg(0), frame.arg_bytes(1))?;
-    push_params(tx, &mut open, frame.arg(2), 0);
+    push_params(tx, &mut open, frame.arg(2));
     Some(open)
 }
 
 fn execute_query_method_begin(frame: Frame, tx: &mut Tx) -> Option<Open> {
     let mut open = sql_on(tx, frame.this(), frame.arg_bytes(0))?;
-    push_params(tx, &mut open, frame.arg(1), 0);
+    push_params(tx, &mut open, frame.arg(1));
     Some(open)
 }
 
@@ -159,6 +162,7 @@ fn remember_stmt(tx: &mut Tx, link: Option<&Zval>, sql: Option<&[u8]>, rv: Optio
         });
     conn.sql = text(sql);
     tx.set_conn(stmt, conn);
+    tx.unbind(stmt);
 }
 
 fn prepare_fn_end(frame: Frame, rv: Option<&Zval>, tx: &mut Tx, _open: Open) {
@@ -179,13 +183,13 @@ fn stmt_on(tx: &Tx, stmt: Option<&Zval>) -> Option<Open> {
 
 fn stmt_fn_begin(frame: Frame, tx: &mut Tx) -> Option<Open> {
     let mut open = stmt_on(tx, frame.arg(0))?;
-    push_params(tx, &mut open, frame.arg(1), 0);
+    push_params(tx, &mut open, frame.arg(1));
     Some(open)
 }
 
 fn stmt_method_begin(frame: Frame, tx: &mut Tx) -> Option<Open> {
     let mut open = stmt_on(tx, frame.this())?;
-    push_params(tx, &mut open, frame.arg(0), 0);
+    push_params(tx, &mut open, frame.arg(0));
     Some(open)
 }
 
@@ -201,4 +205,28 @@ fn stmt_end(frame: Frame, rv: Option<&Zval>, tx: &mut Tx, open: Open) {
         }
     }
     finish(tx, open, more, failure(rv, "mysqli_stmt_execute"));
+}
+
+/// `bind_param($types, &...$vars)` on `stmt`: the variables from argument `first` on
+/// (positions 0, 1, ...), replacing what was bound before.
+fn bind_vars(frame: Frame, tx: &mut Tx, stmt: Option<u32>, first: u32) {
+    let Some(stmt) = stmt else { return };
+    tx.unbind(stmt);
+    let last = frame.num_args().min(first + MAX_PARAMS as u32);
+    for (position, n) in (first..last).enumerate() {
+        if let Some(var) = frame.arg_as_passed(n) {
+            let key = param_key_at(position as i64);
+            tx.bind(stmt, key, Bound::Var(php::Held::new(var)));
+        }
+    }
+}
+
+fn bind_fn(frame: Frame, tx: &mut Tx) -> Option<Open> {
+    bind_vars(frame, tx, frame.arg(0).and_then(php::obj_handle), 2);
+    None
+}
+
+fn bind_method(frame: Frame, tx: &mut Tx) -> Option<Open> {
+    bind_vars(frame, tx, frame.this_handle(), 1);
+    None
 }

@@ -117,7 +117,8 @@ fn execute_begin(frame: Frame, tx: &mut Tx) -> Option<Open> {
         _ => text(&php::prop_bytes(this, "queryString")?),
     };
     let mut open = open_sql(tx, conn, sql);
-    push_params(tx, &mut open, frame.arg(0), handle);
+    open.obj = handle;
+    push_params(tx, &mut open, frame.arg(0));
     Some(open)
 }
 

@@ -102,9 +102,10 @@ pub fn open_sql(tx: &Tx, conn: Option<&Conn>, text: Text) -> Open {
 
 /// The parameters of a SQL call passed as an array (`PDOStatement::execute($params)`,
 /// `mysqli_stmt::execute($params)`, `mysqli::execute_query`), else those bound to its
-/// statement `stmt` (`bindValue`, `bindParam`), as `db.query.parameter.<name or
-/// position>` attributes, when `tern.capture_params=1`; at most [`MAX_PARAMS`].
-pub fn push_params(tx: &Tx, open: &mut Open, params: Option<&Zval>, stmt: u32) {
+/// statement `open.obj` (`bindValue`, `bindParam`, `bind_param`), as
+/// `db.query.parameter.<name or position>` attributes, when `tern.capture_params=1`; at
+/// most [`MAX_PARAMS`].
+pub fn push_params(tx: &Tx, open: &mut Open, params: Option<&Zval>) {
     if !crate::config::get().capture_params {
         return;
     }
@@ -122,7 +123,7 @@ pub fn push_params(tx: &Tx, open: &mut Open, params: Option<&Zval>, stmt: u32) {
         }
         return;
     }
-    for b in tx.binds.iter().filter(|b| b.stmt == stmt) {
+    for b in tx.binds.iter().filter(|b| b.stmt == open.obj) {
         let text = match &b.value {
             Bound::Text(t) => t.clone(),
             Bound::Var(v) => v.get().coerce_to_string().unwrap_or_default(),
