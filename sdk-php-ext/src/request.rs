@@ -87,7 +87,7 @@ impl Open {
 }
 
 /// What is known about a database connection or prepared statement, by object handle.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Conn {
     /// `db.system.name` (`sqlite`, `mysql`, `postgresql`, ...).
     pub system: &'static str,
@@ -102,9 +102,30 @@ pub struct Conn {
     /// Its `db.operation.name` (set by [`Tx::set_conn`]).
     pub op: &'static str,
     /// The span attributes every call on this connection has (`db.system.name`,
-    /// `db.namespace`, `server.address`, `server.port`), encoded once by
-    /// [`Tx::set_conn`] and copied into each span as they are.
+    /// `db.namespace`, `server.address`, `server.port`), encoded once (by
+    /// [`Tx::set_conn`] when still empty) and copied into each span as they are. A
+    /// statement's `Conn` is its connection's with only `sql` changed, so it keeps them.
     pub attrs: std::rc::Rc<[u8]>,
+}
+
+thread_local! {
+    /// The empty text and bytes every new `Conn` starts with (shared, no allocation).
+    static EMPTY: (Text, std::rc::Rc<[u8]>) = (Text::from(""), std::rc::Rc::from(&[][..]));
+}
+
+impl Default for Conn {
+    fn default() -> Self {
+        let (text, bytes) = EMPTY.with(|e| e.clone());
+        Conn {
+            system: "",
+            host: text.clone(),
+            port: None,
+            db: text.clone(),
+            sql: text,
+            op: "",
+            attrs: bytes,
+        }
+    }
 }
 
 /// Options the application set on a curl handle that the span needs.
@@ -302,7 +323,9 @@ impl Tx {
 
     /// Remembers what is known about a connection or statement.
     pub fn set_conn(&mut self, handle: u32, mut conn: Conn) {
-        conn.attrs = otlp::conn_attrs(&conn);
+        if conn.attrs.is_empty() {
+            conn.attrs = otlp::conn_attrs(&conn);
+        }
         if !conn.sql.is_empty() {
             conn.op = crate::hooks::sql_operation(&conn.sql);
         }

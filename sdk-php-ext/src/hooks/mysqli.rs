@@ -44,24 +44,20 @@ pub const HOOKS: &[Hook] = &[
 ];
 
 fn conn_from(frame: Frame, first: u32) -> Conn {
-    let arg = |n| {
-        frame
-            .arg_bytes(n)
-            .map(|b| String::from_utf8_lossy(b).into_owned())
-            .unwrap_or_default()
-    };
-    let host = arg(first);
-    Conn {
+    let mut conn = Conn {
         system: "mysql",
-        host: if host.is_empty() {
-            "localhost".into()
-        } else {
-            host.trim_start_matches("p:").into()
-        },
         port: frame.arg(first + 4).and_then(|z| z.long()),
-        db: arg(first + 3).into(),
         ..Conn::default()
+    };
+    let host = frame.arg_bytes(first).unwrap_or_default();
+    conn.host = match host.strip_prefix(b"p:").unwrap_or(host) {
+        b"" => text(b"localhost"),
+        h => text(h),
+    };
+    if let Some(db) = frame.arg_bytes(first + 3).filter(|d| !d.is_empty()) {
+        conn.db = text(db);
     }
+    conn
 }
 
 fn connect_fn_end(frame: Frame, rv: Option<&Zval>, tx: &mut Tx, _open: Open) {

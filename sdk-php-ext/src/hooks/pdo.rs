@@ -65,7 +65,9 @@ fn conn_of_dsn(dsn: &[u8]) -> Conn {
     LAST_DSN.with(|last| {
         let mut last = last.borrow_mut();
         if last.0 != dsn || last.1.system.is_empty() {
-            *last = (dsn.to_vec(), parse_dsn(&String::from_utf8_lossy(dsn)));
+            let mut conn = parse_dsn(&String::from_utf8_lossy(dsn));
+            conn.attrs = crate::otlp::conn_attrs(&conn);
+            *last = (dsn.to_vec(), conn);
         }
         last.1.clone()
     })
