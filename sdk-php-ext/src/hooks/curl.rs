@@ -12,7 +12,7 @@ use ext_php_rs::convert::IntoZval;
 use ext_php_rs::types::{ZendHashTable, Zval};
 
 use super::stream::is_traceparent;
-use super::{failure, finish, libcurl, mark, open_http, push_traceparent, Hook};
+use super::{failure, finish, libcurl, mark, open_http, Hook, TraceparentLine};
 use crate::php::{self, Frame};
 use crate::request::{CurlOpts, Open, Tx, Val};
 
@@ -199,22 +199,18 @@ fn start(tx: &mut Tx, ch: &Zval) -> Option<Open> {
     if headers.iter().any(|h| is_traceparent(h.as_bytes())) {
         return Some(open);
     }
-    let mut tp = String::with_capacity(69);
-    tp.push_str("traceparent: ");
-    push_traceparent(&mut tp, tx, &open);
+    let tp = TraceparentLine::new(tx, &open);
     if headers.is_empty() {
         // No headers of the application's to keep: our list straight into libcurl,
         // taken off again when the transfer ends.
-        tp.push('\0');
-        let line = std::ffi::CStr::from_bytes_with_nul(tp.as_bytes()).ok();
-        if let Some(list) = line.and_then(|l| libcurl::set_header(ch, handle, l)) {
+        if let Some(list) = libcurl::set_header(ch, handle, tp.as_c_str()) {
             tx.curl_lists.push(list);
             return Some(open);
         }
-        tp.pop();
     }
     let mut list = ZendHashTable::with_capacity(headers.len() as u32 + 1);
-    let filled = headers.iter().all(|h| list.push(h.as_str()).is_ok()) && list.push(tp).is_ok();
+    let filled =
+        headers.iter().all(|h| list.push(h.as_str()).is_ok()) && list.push(tp.as_str()).is_ok();
     if let (true, Ok(opt)) = (filled, CURLOPT_HTTPHEADER.into_zval(false)) {
         let mut list_z = Zval::new();
         list_z.set_hashtable(list);

@@ -27,7 +27,7 @@ pub mod stream;
 
 pub use spans::{
     abandon, discard, failure, finish, mark, open, open_http, open_sql, param_key, param_key_at,
-    push_params, push_traceparent, sql_operation, url_parts,
+    push_params, sql_operation, url_parts, TraceparentLine,
 };
 
 use std::panic::{catch_unwind, AssertUnwindSafe};

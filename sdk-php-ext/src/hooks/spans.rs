@@ -238,20 +238,40 @@ pub fn open_http(tx: &Tx, method: &str, url: String) -> Open {
     open
 }
 
-/// Appends the W3C `traceparent` for an outgoing call whose span is `open`.
-pub fn push_traceparent(s: &mut String, tx: &Tx, open: &Open) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = *b"00-00000000000000000000000000000000-0000000000000000-01";
-    for (i, x) in tx.trace_id.iter().enumerate() {
-        out[3 + 2 * i] = HEX[usize::from(x >> 4)];
-        out[4 + 2 * i] = HEX[usize::from(x & 15)];
+/// The `traceparent: 00-<trace>-<span>-01` header line of an outgoing call, with a
+/// terminating NUL for libcurl; built in place (no allocation).
+pub struct TraceparentLine([u8; TraceparentLine::LEN + 1]);
+
+impl TraceparentLine {
+    /// Bytes of the line without its NUL.
+    pub const LEN: usize = 68;
+
+    /// The line for a call whose span is `open`.
+    pub fn new(tx: &Tx, open: &Open) -> TraceparentLine {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = *b"traceparent: 00-00000000000000000000000000000000-0000000000000000-01\0";
+        let hex = |dst: &mut [u8], bytes: &[u8]| {
+            for (pair, x) in dst.chunks_exact_mut(2).zip(bytes) {
+                pair[0] = HEX[usize::from(x >> 4)];
+                pair[1] = HEX[usize::from(x & 15)];
+            }
+        };
+        hex(&mut out[16..48], &tx.trace_id);
+        hex(&mut out[49..65], &open.id);
+        TraceparentLine(out)
     }
-    for (i, x) in open.id.iter().enumerate() {
-        out[36 + 2 * i] = HEX[usize::from(x >> 4)];
-        out[37 + 2 * i] = HEX[usize::from(x & 15)];
+
+    /// The line (`traceparent: ...`).
+    pub fn as_str(&self) -> &str {
+        // SAFETY: ASCII only (the template and hex digits).
+        unsafe { std::str::from_utf8_unchecked(&self.0[..Self::LEN]) }
     }
-    // ASCII hex digits and dashes only.
-    s.push_str(std::str::from_utf8(&out).unwrap_or_default());
+
+    /// The line as a C string.
+    pub fn as_c_str(&self) -> &std::ffi::CStr {
+        // SAFETY: one NUL, at the end (the template's; hex digits are never 0).
+        unsafe { std::ffi::CStr::from_bytes_with_nul_unchecked(&self.0) }
+    }
 }
 
 /// The error of a call: the exception being thrown, or `false` returned.
@@ -338,12 +358,13 @@ mod tests {
             activity: None,
             encoded: None,
         };
-        let mut s = String::from("traceparent: ");
-        push_traceparent(&mut s, &tx, &open);
+        let line = TraceparentLine::new(&tx, &open);
+        let s = line.as_str();
         assert_eq!(
             s,
             "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
         );
+        assert_eq!(line.as_c_str().to_bytes(), s.as_bytes());
         assert!(crate::request::parse_traceparent(&s.as_bytes()[13..]).is_some());
     }
 

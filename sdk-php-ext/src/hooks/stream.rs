@@ -9,7 +9,7 @@ use ext_php_rs::convert::IntoZval;
 use ext_php_rs::flags::DataType;
 use ext_php_rs::types::{ZendHashTable, Zval};
 
-use super::{failure, finish, open_http, push_traceparent, Hook};
+use super::{failure, finish, open_http, Hook, TraceparentLine};
 use crate::php::{self, Frame};
 use crate::request::{Open, StreamHeader, Tx, Val};
 
@@ -46,13 +46,11 @@ fn url_begin(frame: Frame, tx: &mut Tx, context_arg: u32) -> Option<Open> {
         return None;
     }
     let open = open_http(tx, "GET", php::lossy(name).into_owned());
-    let mut tp = String::with_capacity(68);
-    tp.push_str("traceparent: ");
-    push_traceparent(&mut tp, tx, &open);
+    let tp = TraceparentLine::new(tx, &open);
     if let Some(ctx) = context(frame, context_arg) {
         let before = header_of(&ctx);
         // A `traceparent` the application sets itself is its choice: kept, ours not added.
-        if let Some(lines) = with_traceparent(&before, tp.as_bytes()) {
+        if let Some(lines) = with_traceparent(&before, tp.as_str().as_bytes()) {
             set_header(&ctx, StreamHeader::Lines(lines));
             tx.stream_headers.push((frame.0 as usize, before));
         }
