@@ -363,9 +363,18 @@ impl Drop for ActiveMap {
 fn store_bytes(dst: &[AtomicU64], src: &[u8]) -> usize {
     let n = src.len().min(dst.len() * 8);
     let src = &src[..n];
-    for (word, chunk) in dst.iter().zip(src.chunks(8)) {
+    // Whole words as plain loads (no copy call per word), then the tail once.
+    let words = src.chunks_exact(8);
+    let tail = words.remainder();
+    let mut slots = dst.iter();
+    // `words` first: zip stops on it without taking another slot.
+    for (chunk, word) in words.zip(slots.by_ref()) {
+        let bytes: [u8; 8] = chunk.try_into().unwrap_or_default();
+        word.store(u64::from_le_bytes(bytes), Ordering::Relaxed);
+    }
+    if let (Some(word), false) = (slots.next(), tail.is_empty()) {
         let mut b = [0u8; 8];
-        b[..chunk.len()].copy_from_slice(chunk);
+        b[..tail.len()].copy_from_slice(tail);
         word.store(u64::from_le_bytes(b), Ordering::Relaxed);
     }
     n

@@ -207,3 +207,14 @@ fn a_slot_written_by_a_child_process_is_seen_and_reaped_after_it_dies() {
     assert!(map.snapshot().is_empty());
     let _ = std::fs::remove_file(&path);
 }
+
+#[test]
+fn bytes_stored_in_words_read_back_at_every_length() {
+    let words: Vec<AtomicU64> = (0..4).map(|_| AtomicU64::new(u64::MAX)).collect();
+    let src: Vec<u8> = (1..=40u8).collect();
+    for len in 0..=src.len() {
+        let n = store_bytes(&words, &src[..len]);
+        assert_eq!(n, len.min(32));
+        assert_eq!(load_bytes(&words, n), &src[..n], "length {len}");
+    }
+}
