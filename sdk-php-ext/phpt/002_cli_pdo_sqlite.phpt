@@ -39,6 +39,9 @@ $long = fn($s) => strlen($s['db.query.text']) > 1000;
 tern_show(array_filter($clients, fn($s) => !$long($s)), ['name', 'parent', 'db.system.name', 'db.namespace', 'db.query.text', 'db.response.affected_rows', 'db.query.parameter.id', 'db.query.parameter.min', 'db.query.parameter.0', 'status', 'error.type']);
 $big = array_values(array_filter($clients, $long))[0];
 echo "long statement: ", strlen($big['db.query.text']), " bytes, ", str_ends_with($big['db.query.text'], 'é…') ? 'cut on a character' : 'NOT CUT', "; long parameter: ", strlen($big['db.query.parameter.0']), " bytes\n";
+$hooks = fn(string $capture) => (int) tern_run('<?php echo tern_stats()["hooks_installed"];', ['tern.capture_params' => $capture])['out'];
+$extra = $hooks('1') - $hooks('0');
+echo "hooks installed only to capture parameters: ", $extra === 2 + (extension_loaded('mysqli') ? 2 : 0) ? 'the bind hooks' : "WRONG ($extra)", "\n";
 $traces = array_unique(array_column($r['spans'], 'trace_id'));
 echo count($traces), " trace\n";
 ?>
@@ -54,4 +57,5 @@ name=SELECT parent=entry db.system.name=sqlite db.namespace=:memory: db.query.te
 name=SELECT parent=entry db.system.name=sqlite db.namespace=:memory: db.query.text=SELECT sum(total) FROM orders db.response.affected_rows=- db.query.parameter.id=- db.query.parameter.min=- db.query.parameter.0=- status=unset error.type=-
 name=SELECT parent=entry db.system.name=sqlite db.namespace=:memory: db.query.text=SELECT * FROM missing db.response.affected_rows=- db.query.parameter.id=- db.query.parameter.min=- db.query.parameter.0=- status=error error.type=PDOException
 long statement: 8192 bytes, cut on a character; long parameter: 1024 bytes
+hooks installed only to capture parameters: the bind hooks
 1 trace

@@ -85,6 +85,10 @@ pub fn tern_stats() -> HashMap<String, i64> {
             "curl_info_from_php".to_string(),
             n(hooks::curl::INFO_FROM_PHP.load(Ordering::Relaxed)),
         ),
+        (
+            "hooks_installed".to_string(),
+            n(hooks::INSTALLED.load(Ordering::Relaxed) as u64),
+        ),
         ("enabled".to_string(), config::get().enabled as i64),
     ])
 }

@@ -369,6 +369,8 @@ unsafe extern "C" fn fcall_init(ex: *mut zend_execute_data) -> zend_observer_fca
 /// Original handlers of hooked functions, by hook index (0 = not installed).
 static ORIGINAL: [AtomicUsize; 96] = [const { AtomicUsize::new(0) }; 96];
 static INSTALLED_ALL: AtomicBool = AtomicBool::new(false);
+/// Internal functions whose handler is the wrapper (`tern_stats()["hooks_installed"]`).
+pub static INSTALLED: AtomicUsize = AtomicUsize::new(0);
 
 /// The internal function `class::function` (lower-case names), if loaded.
 fn lookup(class: &str, function: &str) -> Option<*mut zend_function> {
@@ -425,6 +427,7 @@ pub fn install() {
                                 (*func).internal_function.reserved[r] = (index + 1) as *mut _;
                             }
                             *slot = Some(wrapper);
+                            INSTALLED.fetch_add(1, Ordering::Relaxed);
                         }
                     }
                 }
