@@ -43,21 +43,41 @@ pub const HOOKS: &[Hook] = &[
     Hook::method("mysqli_stmt", "bind_param", bind_method, discard).params_only(),
 ];
 
+thread_local! {
+    /// The last connection's (host, database, port) and what they gave: an application
+    /// connects to the same server request after request.
+    static LAST: std::cell::RefCell<(Vec<u8>, Vec<u8>, Option<i64>, Conn)> =
+        std::cell::RefCell::new((Vec::new(), Vec::new(), None, Conn::default()));
+}
+
+/// The connection `mysqli_connect`-style arguments from `first` on describe (host,
+/// user, password, database, port), its span attributes encoded; remembered for the
+/// last ones.
 fn conn_from(frame: Frame, first: u32) -> Conn {
-    let mut conn = Conn {
-        system: "mysql",
-        port: frame.arg(first + 4).and_then(|z| z.long()),
-        ..Conn::default()
-    };
     let host = frame.arg_bytes(first).unwrap_or_default();
-    conn.host = match host.strip_prefix(b"p:").unwrap_or(host) {
-        b"" => text(b"localhost"),
-        h => text(h),
-    };
-    if let Some(db) = frame.arg_bytes(first + 3).filter(|d| !d.is_empty()) {
-        conn.db = text(db);
-    }
-    conn
+    let db = frame.arg_bytes(first + 3).unwrap_or_default();
+    let port = frame.arg(first + 4).and_then(|z| z.long());
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        let (h, d, p, conn) = &mut *last;
+        if h != host || d != db || *p != port || conn.system.is_empty() {
+            let mut c = Conn {
+                system: "mysql",
+                port,
+                ..Conn::default()
+            };
+            c.host = match host.strip_prefix(b"p:").unwrap_or(host) {
+                b"" => text(b"localhost"),
+                h => text(h),
+            };
+            if !db.is_empty() {
+                c.db = text(db);
+            }
+            c.attrs = crate::otlp::conn_attrs(&c);
+            *last = (host.to_vec(), db.to_vec(), port, c);
+        }
+        last.3.clone()
+    })
 }
 
 fn connect_fn_end(frame: Frame, rv: Option<&Zval>, tx: &mut Tx, _open: Open) {

@@ -248,16 +248,24 @@ impl TraceparentLine {
 
     /// The line for a call whose span is `open`.
     pub fn new(tx: &Tx, open: &Open) -> TraceparentLine {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut out = *b"traceparent: 00-00000000000000000000000000000000-0000000000000000-01\0";
-        let hex = |dst: &mut [u8], bytes: &[u8]| {
-            for (pair, x) in dst.chunks_exact_mut(2).zip(bytes) {
-                pair[0] = HEX[usize::from(x >> 4)];
-                pair[1] = HEX[usize::from(x & 15)];
+        /// The two hex digits of every byte.
+        const PAIRS: [[u8; 2]; 256] = {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            let mut t = [[0u8; 2]; 256];
+            let mut i = 0;
+            while i < 256 {
+                t[i] = [HEX[i >> 4], HEX[i & 15]];
+                i += 1;
             }
+            t
         };
-        hex(&mut out[16..48], &tx.trace_id);
-        hex(&mut out[49..65], &open.id);
+        let mut out = *b"traceparent: 00-00000000000000000000000000000000-0000000000000000-01\0";
+        for (i, x) in tx.trace_id.iter().enumerate() {
+            out[16 + 2 * i..18 + 2 * i].copy_from_slice(&PAIRS[usize::from(*x)]);
+        }
+        for (i, x) in open.id.iter().enumerate() {
+            out[49 + 2 * i..51 + 2 * i].copy_from_slice(&PAIRS[usize::from(*x)]);
+        }
         TraceparentLine(out)
     }
 
