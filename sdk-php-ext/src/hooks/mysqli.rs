@@ -43,11 +43,18 @@ pub const HOOKS: &[Hook] = &[
     Hook::method("mysqli_stmt", "bind_param", bind_method, discard).params_only(),
 ];
 
+/// The last connection's host, database and port, and what they gave.
+#[derive(Default)]
+struct Last {
+    host: Vec<u8>,
+    db: Vec<u8>,
+    port: Option<i64>,
+    conn: Conn,
+}
+
 thread_local! {
-    /// The last connection's (host, database, port) and what they gave: an application
-    /// connects to the same server request after request.
-    static LAST: std::cell::RefCell<(Vec<u8>, Vec<u8>, Option<i64>, Conn)> =
-        std::cell::RefCell::new((Vec::new(), Vec::new(), None, Conn::default()));
+    /// An application connects to the same server request after request.
+    static LAST: std::cell::RefCell<Last> = std::cell::RefCell::new(Last::default());
 }
 
 /// The connection `mysqli_connect`-style arguments from `first` on describe (host,
@@ -59,8 +66,7 @@ fn conn_from(frame: Frame, first: u32) -> Conn {
     let port = frame.arg(first + 4).and_then(|z| z.long());
     LAST.with(|last| {
         let mut last = last.borrow_mut();
-        let (h, d, p, conn) = &mut *last;
-        if h != host || d != db || *p != port || conn.system.is_empty() {
+        if last.host != host || last.db != db || last.port != port || last.conn.system.is_empty() {
             let mut c = Conn {
                 system: "mysql",
                 port,
@@ -74,9 +80,14 @@ fn conn_from(frame: Frame, first: u32) -> Conn {
                 c.db = text(db);
             }
             c.attrs = crate::otlp::conn_attrs(&c);
-            *last = (host.to_vec(), db.to_vec(), port, c);
+            *last = Last {
+                host: host.to_vec(),
+                db: db.to_vec(),
+                port,
+                conn: c,
+            };
         }
-        last.3.clone()
+        last.conn.clone()
     })
 }
 
