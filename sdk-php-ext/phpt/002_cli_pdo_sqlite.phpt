@@ -5,6 +5,7 @@ a CLI run is one transaction sent over the socket, with its PDO sqlite queries, 
 require __DIR__ . '/tern_test.inc';
 $r = tern_run(<<<'PHP'
 <?php
+class Param { public $n = 0; public function __toString(): string { $this->n++; return '3'; } }
 function load(PDO $pdo) {
     $pdo->exec("CREATE TABLE orders (id INTEGER, total INTEGER)");
     $pdo->exec("INSERT INTO orders VALUES (1, 10), (2, 20), (3, 30)");
@@ -19,6 +20,11 @@ function load(PDO $pdo) {
     $st3 = $pdo->prepare("SELECT total FROM orders WHERE id = ?");
     $st3->bindValue(1, 1);
     $st3->execute();
+    $p = new Param();
+    $st4 = $pdo->prepare("SELECT total FROM orders WHERE id = :obj");
+    $st4->bindValue(':obj', $p);
+    $st4->execute();
+    echo "__toString called ", $p->n, " time(s)\n";
     $big = $pdo->prepare("SELECT count(*) FROM orders WHERE id = ? OR 'x' = '" . str_repeat('é', 150000) . "'");
     $big->execute([str_repeat('y', 300000)]);
     $sum = $pdo->query("SELECT sum(total) FROM orders")->fetchColumn();
@@ -36,7 +42,7 @@ echo count($entry), " entry span, service ", $entry[0]['resource.service.name'],
 echo str_ends_with($entry[0]['name'], 'child.php') ? "named after the script\n" : "bad name {$entry[0]['name']}\n";
 $clients = tern_where($r['spans'], 'kind', 'CLIENT');
 $long = fn($s) => strlen($s['db.query.text']) > 1000;
-tern_show(array_filter($clients, fn($s) => !$long($s)), ['name', 'parent', 'db.system.name', 'db.namespace', 'db.query.text', 'db.response.affected_rows', 'db.query.parameter.id', 'db.query.parameter.min', 'db.query.parameter.0', 'status', 'error.type']);
+tern_show(array_filter($clients, fn($s) => !$long($s)), ['name', 'parent', 'db.system.name', 'db.namespace', 'db.query.text', 'db.response.affected_rows', 'db.query.parameter.id', 'db.query.parameter.min', 'db.query.parameter.0', 'db.query.parameter.obj', 'status', 'error.type']);
 $big = array_values(array_filter($clients, $long))[0];
 echo "long statement: ", strlen($big['db.query.text']), " bytes, ", str_ends_with($big['db.query.text'], 'é…') ? 'cut on a character' : 'NOT CUT', "; long parameter: ", strlen($big['db.query.parameter.0']), " bytes\n";
 $hooks = fn(string $capture) => (int) tern_run('<?php echo tern_stats()["hooks_installed"];', ['tern.capture_params' => $capture])['out'];
@@ -46,16 +52,18 @@ $traces = array_unique(array_column($r['spans'], 'trace_id'));
 echo count($traces), " trace\n";
 ?>
 --EXPECT--
-exit 0 out 60
+exit 0 out __toString called 1 time(s)
+60
 1 entry span, service shop, language php
 named after the script
-name=CREATE parent=entry db.system.name=sqlite db.namespace=:memory: db.query.text=CREATE TABLE orders (id INTEGER, total INTEGER) db.response.affected_rows=0 db.query.parameter.id=- db.query.parameter.min=- db.query.parameter.0=- status=unset error.type=-
-name=INSERT parent=entry db.system.name=sqlite db.namespace=:memory: db.query.text=INSERT INTO orders VALUES (1, 10), (2, 20), (3, 30) db.response.affected_rows=3 db.query.parameter.id=- db.query.parameter.min=- db.query.parameter.0=- status=unset error.type=-
-name=SELECT parent=entry db.system.name=sqlite db.namespace=:memory: db.query.text=SELECT total FROM orders WHERE id = :id db.response.affected_rows=- db.query.parameter.id=2 db.query.parameter.min=- db.query.parameter.0=- status=unset error.type=-
-name=SELECT parent=entry db.system.name=sqlite db.namespace=:memory: db.query.text=SELECT total FROM orders WHERE id = :id AND total > :min db.response.affected_rows=- db.query.parameter.id=3 db.query.parameter.min=25 db.query.parameter.0=- status=unset error.type=-
-name=SELECT parent=entry db.system.name=sqlite db.namespace=:memory: db.query.text=SELECT total FROM orders WHERE id = ? db.response.affected_rows=- db.query.parameter.id=- db.query.parameter.min=- db.query.parameter.0=1 status=unset error.type=-
-name=SELECT parent=entry db.system.name=sqlite db.namespace=:memory: db.query.text=SELECT sum(total) FROM orders db.response.affected_rows=- db.query.parameter.id=- db.query.parameter.min=- db.query.parameter.0=- status=unset error.type=-
-name=SELECT parent=entry db.system.name=sqlite db.namespace=:memory: db.query.text=SELECT * FROM missing db.response.affected_rows=- db.query.parameter.id=- db.query.parameter.min=- db.query.parameter.0=- status=error error.type=PDOException
+name=CREATE parent=entry db.system.name=sqlite db.namespace=:memory: db.query.text=CREATE TABLE orders (id INTEGER, total INTEGER) db.response.affected_rows=0 db.query.parameter.id=- db.query.parameter.min=- db.query.parameter.0=- db.query.parameter.obj=- status=unset error.type=-
+name=INSERT parent=entry db.system.name=sqlite db.namespace=:memory: db.query.text=INSERT INTO orders VALUES (1, 10), (2, 20), (3, 30) db.response.affected_rows=3 db.query.parameter.id=- db.query.parameter.min=- db.query.parameter.0=- db.query.parameter.obj=- status=unset error.type=-
+name=SELECT parent=entry db.system.name=sqlite db.namespace=:memory: db.query.text=SELECT total FROM orders WHERE id = :id db.response.affected_rows=- db.query.parameter.id=2 db.query.parameter.min=- db.query.parameter.0=- db.query.parameter.obj=- status=unset error.type=-
+name=SELECT parent=entry db.system.name=sqlite db.namespace=:memory: db.query.text=SELECT total FROM orders WHERE id = :id AND total > :min db.response.affected_rows=- db.query.parameter.id=3 db.query.parameter.min=25 db.query.parameter.0=- db.query.parameter.obj=- status=unset error.type=-
+name=SELECT parent=entry db.system.name=sqlite db.namespace=:memory: db.query.text=SELECT total FROM orders WHERE id = ? db.response.affected_rows=- db.query.parameter.id=- db.query.parameter.min=- db.query.parameter.0=1 db.query.parameter.obj=- status=unset error.type=-
+name=SELECT parent=entry db.system.name=sqlite db.namespace=:memory: db.query.text=SELECT total FROM orders WHERE id = :obj db.response.affected_rows=- db.query.parameter.id=- db.query.parameter.min=- db.query.parameter.0=- db.query.parameter.obj=object(Param) status=unset error.type=-
+name=SELECT parent=entry db.system.name=sqlite db.namespace=:memory: db.query.text=SELECT sum(total) FROM orders db.response.affected_rows=- db.query.parameter.id=- db.query.parameter.min=- db.query.parameter.0=- db.query.parameter.obj=- status=unset error.type=-
+name=SELECT parent=entry db.system.name=sqlite db.namespace=:memory: db.query.text=SELECT * FROM missing db.response.affected_rows=- db.query.parameter.id=- db.query.parameter.min=- db.query.parameter.0=- db.query.parameter.obj=- status=error error.type=PDOException
 long statement: 8192 bytes, cut on a character; long parameter: 1024 bytes
 hooks installed only to capture parameters: the bind hooks
 1 trace

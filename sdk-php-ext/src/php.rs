@@ -61,6 +61,23 @@ impl Held {
     }
 }
 
+/// A SQL parameter as text for a span, without running application code (no
+/// `__toString`: a hook must not call into the application): scalars as PHP writes
+/// them, `null` empty, an object `object(Class)`, an array `array`, anything else
+/// `resource`.
+pub fn param_text(z: &Zval) -> String {
+    let z = z.dereference();
+    if let Some(o) = z.object() {
+        // SAFETY: a live object's class entry and name.
+        return format!("object({})", lossy(unsafe { zstr((*o.ce).name) }));
+    }
+    if z.is_array() {
+        return "array".to_string();
+    }
+    z.coerce_to_string()
+        .unwrap_or_else(|| "resource".to_string())
+}
+
 /// `s` cut to at most `max` bytes (on a character boundary), ending in `…` when cut:
 /// a bulk `INSERT` or a blob parameter must not make a span larger than a frame.
 pub fn clip(s: &str, max: usize) -> std::borrow::Cow<'_, str> {

@@ -136,7 +136,7 @@ fn bound_key(frame: Frame) -> Option<&'static str> {
 
 fn bind_value(frame: Frame, tx: &mut Tx) -> Option<Open> {
     let (stmt, key) = (frame.this_handle()?, bound_key(frame)?);
-    let value = frame.arg(1)?.coerce_to_string().unwrap_or_default();
+    let value = php::param_text(frame.arg(1)?);
     tx.bind(
         stmt,
         key,

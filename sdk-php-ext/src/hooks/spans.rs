@@ -117,7 +117,7 @@ pub fn push_params(tx: &Tx, open: &mut Open, params: Option<&Zval>) {
                 ArrayKey::Str(s) => param_key(s),
                 ArrayKey::ZendString(s) => param_key(s.as_str().unwrap_or("?")),
             };
-            let value = value.coerce_to_string().unwrap_or_default();
+            let value = php::param_text(value);
             open.attrs
                 .push((name, Val::S(php::clip_owned(value, MAX_PARAM_TEXT))));
         }
@@ -126,7 +126,7 @@ pub fn push_params(tx: &Tx, open: &mut Open, params: Option<&Zval>) {
     for b in tx.binds.iter().filter(|b| b.stmt == open.obj) {
         let text = match &b.value {
             Bound::Text(t) => t.clone(),
-            Bound::Var(v) => v.get().coerce_to_string().unwrap_or_default(),
+            Bound::Var(v) => php::param_text(v.get()),
         };
         open.attrs
             .push((b.key, Val::S(php::clip_owned(text, MAX_PARAM_TEXT))));
