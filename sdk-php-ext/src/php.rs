@@ -61,10 +61,12 @@ impl Held {
     }
 }
 
-/// A SQL parameter as text for a span, without running application code (no
-/// `__toString`: a hook must not call into the application): scalars as PHP writes
-/// them, `null` empty, an object `object(Class)`, an array `array`, anything else
-/// `resource`.
+/// A SQL parameter as text for a span (at most [`MAX_PARAM_TEXT`]), without running
+/// application code (no `__toString`: a hook must not call into the application):
+/// scalars as PHP writes them, `null` empty, an object `object(Class)`, an array
+/// `array`, anything else `resource`.
+///
+/// [`MAX_PARAM_TEXT`]: crate::request::MAX_PARAM_TEXT
 pub fn param_text(z: &Zval) -> String {
     let z = z.dereference();
     if let Some(o) = z.object() {
@@ -74,8 +76,10 @@ pub fn param_text(z: &Zval) -> String {
     if z.is_array() {
         return "array".to_string();
     }
-    z.coerce_to_string()
-        .unwrap_or_else(|| "resource".to_string())
+    let text = z
+        .coerce_to_string()
+        .unwrap_or_else(|| "resource".to_string());
+    clip_owned(text, crate::request::MAX_PARAM_TEXT)
 }
 
 /// `s` cut to at most `max` bytes (on a character boundary), ending in `…` when cut:

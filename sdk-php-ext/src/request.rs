@@ -128,6 +128,52 @@ impl Default for Conn {
     }
 }
 
+/// The connection a driver hook made last, by the arguments it came from, with its span
+/// attributes encoded: an application connects with the same DSN or server request
+/// after request, so they are worked out once.
+#[derive(Debug, Default)]
+pub struct LastConn {
+    /// The arguments, each behind its length.
+    key: Vec<u8>,
+    conn: Option<Conn>,
+}
+
+impl LastConn {
+    /// The connection the arguments `key` describe: the remembered one when they are the
+    /// last ones, else `make()`'s (then remembered).
+    pub fn get(&mut self, key: &[&[u8]], make: impl FnOnce() -> Conn) -> Conn {
+        match &self.conn {
+            Some(conn) if self.is(key) => conn.clone(),
+            _ => {
+                let mut conn = make();
+                conn.attrs = otlp::conn_attrs(&conn);
+                self.key.clear();
+                for part in key {
+                    self.key
+                        .extend_from_slice(&(part.len() as u64).to_le_bytes());
+                    self.key.extend_from_slice(part);
+                }
+                self.conn = Some(conn.clone());
+                conn
+            }
+        }
+    }
+
+    fn is(&self, key: &[&[u8]]) -> bool {
+        let mut rest = &self.key[..];
+        for part in key {
+            let Some((len, tail)) = rest.split_first_chunk::<8>() else {
+                return false;
+            };
+            if u64::from_le_bytes(*len) != part.len() as u64 || !tail.starts_with(part) {
+                return false;
+            }
+            rest = &tail[part.len()..];
+        }
+        rest.is_empty()
+    }
+}
+
 /// Options the application set on a curl handle that the span needs.
 #[derive(Debug, Clone, Default)]
 pub struct CurlOpts {
@@ -748,6 +794,32 @@ pub fn clear_activity(st: &State) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_connection_is_worked_out_once_per_run_of_the_same_arguments() {
+        let mut last = LastConn::default();
+        let made = std::cell::Cell::new(0);
+        let make = |system| {
+            made.set(made.get() + 1);
+            Conn {
+                system,
+                ..Conn::default()
+            }
+        };
+        let a = last.get(&[b"ab", b"c"], || make("mysql"));
+        assert_eq!((a.system, made.get()), ("mysql", 1));
+        assert!(
+            !a.attrs.is_empty(),
+            "attributes encoded with the connection"
+        );
+        last.get(&[b"ab", b"c"], || make("other"));
+        assert_eq!(made.get(), 1, "same arguments: remembered");
+        // The same bytes split differently are other arguments.
+        let b = last.get(&[b"a", b"bc"], || make("sqlite"));
+        assert_eq!((b.system, made.get()), ("sqlite", 2));
+        last.get(&[b"a", b"bc", b""], || make("sqlite"));
+        assert_eq!(made.get(), 3, "one argument more");
+    }
 
     #[test]
     fn a_valid_traceparent_is_continued_and_bad_ones_are_ignored() {

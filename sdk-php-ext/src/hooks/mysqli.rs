@@ -8,7 +8,7 @@ use ext_php_rs::types::Zval;
 
 use super::{discard, failure, finish, mark, open_sql, param_key_at, push_params, Hook};
 use crate::php::{self, Frame};
-use crate::request::{text, Bound, Conn, Open, Tx, Val, MAX_PARAMS};
+use crate::request::{text, Bound, Conn, LastConn, Open, Tx, Val, MAX_PARAMS};
 
 /// What is hooked. Procedural functions take the link (or statement) as argument 0;
 /// methods have it as `$this`.
@@ -43,30 +43,21 @@ pub const HOOKS: &[Hook] = &[
     Hook::method("mysqli_stmt", "bind_param", bind_method, discard).params_only(),
 ];
 
-/// The last connection's host, database and port, and what they gave.
-#[derive(Default)]
-struct Last {
-    host: Vec<u8>,
-    db: Vec<u8>,
-    port: Option<i64>,
-    conn: Conn,
-}
-
 thread_local! {
-    /// An application connects to the same server request after request.
-    static LAST: std::cell::RefCell<Last> = std::cell::RefCell::new(Last::default());
+    /// The last connection's host, database and port, and what they gave.
+    static LAST: std::cell::RefCell<LastConn> = Default::default();
 }
 
 /// The connection `mysqli_connect`-style arguments from `first` on describe (host,
-/// user, password, database, port), its span attributes encoded; remembered for the
-/// last ones.
+/// user, password, database, port), remembered for the last ones.
 fn conn_from(frame: Frame, first: u32) -> Conn {
     let host = frame.arg_bytes(first).unwrap_or_default();
     let db = frame.arg_bytes(first + 3).unwrap_or_default();
     let port = frame.arg(first + 4).and_then(|z| z.long());
+    let port_key = port.map(i64::to_le_bytes);
+    let key: [&[u8]; 3] = [host, db, port_key.as_ref().map_or(&[], |p| &p[..])];
     LAST.with(|last| {
-        let mut last = last.borrow_mut();
-        if last.host != host || last.db != db || last.port != port || last.conn.system.is_empty() {
+        last.borrow_mut().get(&key, || {
             let mut c = Conn {
                 system: "mysql",
                 port,
@@ -79,15 +70,8 @@ fn conn_from(frame: Frame, first: u32) -> Conn {
             if !db.is_empty() {
                 c.db = text(db);
             }
-            c.attrs = crate::otlp::conn_attrs(&c);
-            *last = Last {
-                host: host.to_vec(),
-                db: db.to_vec(),
-                port,
-                conn: c,
-            };
-        }
-        last.conn.clone()
+            c
+        })
     })
 }
 

@@ -6,7 +6,7 @@ use ext_php_rs::types::Zval;
 
 use super::{discard, failure, finish, mark, open_sql, param_key, param_key_at, push_params, Hook};
 use crate::php::{self, Frame};
-use crate::request::{text, Bound, Conn, Open, Tx, Val, MAX_PARAM_TEXT};
+use crate::request::{text, Bound, Conn, LastConn, Open, Tx, Val};
 
 /// What is hooked.
 pub const HOOKS: &[Hook] = &[
@@ -57,19 +57,14 @@ pub fn parse_dsn(dsn: &str) -> Conn {
 thread_local! {
     /// The last DSN parsed and what it gave: an application connects with the same DSN
     /// request after request.
-    static LAST_DSN: std::cell::RefCell<(Vec<u8>, Conn)> = Default::default();
+    static LAST_DSN: std::cell::RefCell<LastConn> = Default::default();
 }
 
 /// [`parse_dsn`], remembered for the last DSN.
 fn conn_of_dsn(dsn: &[u8]) -> Conn {
     LAST_DSN.with(|last| {
-        let mut last = last.borrow_mut();
-        if last.0 != dsn || last.1.system.is_empty() {
-            let mut conn = parse_dsn(&String::from_utf8_lossy(dsn));
-            conn.attrs = crate::otlp::conn_attrs(&conn);
-            *last = (dsn.to_vec(), conn);
-        }
-        last.1.clone()
+        last.borrow_mut()
+            .get(&[dsn], || parse_dsn(&String::from_utf8_lossy(dsn)))
     })
 }
 
@@ -136,12 +131,7 @@ fn bound_key(frame: Frame) -> Option<&'static str> {
 
 fn bind_value(frame: Frame, tx: &mut Tx) -> Option<Open> {
     let (stmt, key) = (frame.this_handle()?, bound_key(frame)?);
-    let value = php::param_text(frame.arg(1)?);
-    tx.bind(
-        stmt,
-        key,
-        Bound::Text(php::clip_owned(value, MAX_PARAM_TEXT)),
-    );
+    tx.bind(stmt, key, Bound::Text(php::param_text(frame.arg(1)?)));
     None
 }
 

@@ -10,9 +10,7 @@ use tern_php_wire::ActivityKind;
 use crate::clock;
 use crate::otlp::Finished;
 use crate::php::{self, Frame};
-use crate::request::{
-    Attrs, Bound, Conn, Open, Text, Tx, Val, MAX_PARAMS, MAX_PARAM_TEXT, MAX_TEXT,
-};
+use crate::request::{Attrs, Bound, Conn, Open, Text, Tx, Val, MAX_PARAMS, MAX_TEXT};
 
 /// A `begin` that only keeps the frame so `end` runs (no span by itself).
 pub fn mark(_frame: Frame, _tx: &mut Tx) -> Option<Open> {
@@ -117,9 +115,7 @@ pub fn push_params(tx: &Tx, open: &mut Open, params: Option<&Zval>) {
                 ArrayKey::Str(s) => param_key(s),
                 ArrayKey::ZendString(s) => param_key(s.as_str().unwrap_or("?")),
             };
-            let value = php::param_text(value);
-            open.attrs
-                .push((name, Val::S(php::clip_owned(value, MAX_PARAM_TEXT))));
+            open.attrs.push((name, Val::S(php::param_text(value))));
         }
         return;
     }
@@ -128,8 +124,7 @@ pub fn push_params(tx: &Tx, open: &mut Open, params: Option<&Zval>) {
             Bound::Text(t) => t.clone(),
             Bound::Var(v) => php::param_text(v.get()),
         };
-        open.attrs
-            .push((b.key, Val::S(php::clip_owned(text, MAX_PARAM_TEXT))));
+        open.attrs.push((b.key, Val::S(text)));
     }
 }
 
