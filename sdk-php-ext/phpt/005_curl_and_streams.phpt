@@ -1,5 +1,5 @@
 --TEST--
-curl (exec and multi) and http stream calls become client spans with status, and their requests carry a traceparent of the same trace (streams: through the context passed or the default one, put back as it was after the call); a traceparent the application sets itself is kept; a handle reused or copied sends its own, a copy keeps the original's headers and method, curl_reset forgets them, and a multi transfer never read is recorded as aborted; with tern.curl_direct=0 (PHP's curl functions instead of libcurl's) everything is the same
+curl (exec and multi) and http stream calls become client spans with status, and their requests carry a traceparent of the same trace (streams: through the context passed or the default one, put back as it was after the call); a traceparent the application sets itself is kept; a handle reused or copied sends its own, a copy keeps the original's headers and method, curl_reset forgets them, and a multi transfer never read is recorded as aborted; with tern.curl_direct=0 (PHP's curl functions instead of libcurl's) everything is the same; with tern.propagate=0 the same spans and no traceparent of ours
 --FILE--
 <?php
 require __DIR__ . '/tern_test.inc';
@@ -77,6 +77,7 @@ foreach ([0, 1, 2, 5, 6, 7, 8, 9, 10] as $i) {
 }
 echo "the application's own traceparent: ", $seen[4]['traceparent'] ?? 'LOST', " (", $seen[4][':count traceparent'] ?? 0, ")\n";
 echo "application header kept: ", $seen[0]['x-app'] ?? 'LOST', ", ", $seen[4]['x-app'] ?? 'LOST', ", ", $seen[5]['x-app'] ?? 'LOST', ", copy: ", $seen[8]['x-app'] ?? 'LOST', "; after curl_reset: ", $seen[9]['x-app'] ?? 'none', "\n";
+$GLOBALS['seen'] = $seen;
 return ob_get_clean();
 }
 $direct = run_once($code, [], $http);
@@ -85,6 +86,14 @@ echo $direct;
 $via_php = run_once($code, ['tern.curl_direct' => '0'], $http);
 $counted = preg_match('/instead of libcurl: (\d+)/', $via_php, $m) ? (int) $m[1] : 0;
 $same = preg_replace('/instead of libcurl: \d+/', '', $via_php) === preg_replace('/instead of libcurl: \d+/', '', $direct);
+// With tern.propagate=0: the same client spans and application headers, no traceparent
+// of ours (the application's own still goes out).
+$off = run_once($code, ['tern.propagate' => '0'], $http);
+$lines = fn($text, $start) => implode("\n", array_filter(explode("\n", $text), fn($l) => str_starts_with($l, $start)));
+$sent = array_values(array_filter(array_map(fn($h) => $h['traceparent'] ?? null, $GLOBALS['seen'])));
+echo "tern.propagate=0: ", $lines($off, 'name=') === $lines($direct, 'name=') ? 'the same client spans' : "DIFFERENT SPANS:\n$off",
+    ", ", $lines($off, 'application header kept') === $lines($direct, 'application header kept') ? 'application headers kept' : 'APPLICATION HEADERS CHANGED',
+    ", traceparent sent: ", json_encode($sent), "\n";
 echo "tern.curl_direct=0: ", $same ? 'the same spans, headers and answers' : "DIFFERENT:\n$via_php", ", curl information asked of PHP ", $counted > 0 ? 'counted' : 'NOT COUNTED', "\n";
 ?>
 --EXPECTF--
@@ -124,4 +133,5 @@ http://127.0.0.1:%d/reset: traceparent matches its span (1)
 http://127.0.0.1:%d/left: traceparent matches its span (1)
 the application's own traceparent: 00-11111111111111111111111111111111-2222222222222222-01 (1)
 application header kept: kept, ctx, ctx2, copy: kept; after curl_reset: none
+tern.propagate=0: the same client spans, application headers kept, traceparent sent: ["00-11111111111111111111111111111111-2222222222222222-01"]
 tern.curl_direct=0: the same spans, headers and answers, curl information asked of PHP counted

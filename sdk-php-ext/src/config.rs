@@ -53,6 +53,10 @@ pub struct Config {
     /// the `traceparent` header list) instead of PHP's `curl_getinfo`/`curl_setopt`;
     /// 0 always goes through PHP (slower, independent of PHP's `CurlHandle` layout).
     pub curl_direct: bool,
+    /// `tern.propagate` (default 1): outgoing HTTP calls (curl, http streams) carry a W3C
+    /// `traceparent`; 0 sends none (the calls are still recorded, an incoming
+    /// `traceparent` is still continued).
+    pub propagate: bool,
 }
 
 impl Default for Config {
@@ -70,12 +74,13 @@ impl Default for Config {
             max_nodes: 2000,
             capture_params: false,
             curl_direct: true,
+            propagate: true,
         }
     }
 }
 
 /// Every setting with its default, as registered with PHP.
-static INI: IniEntryDefs<14> = IniEntryDefs::new([
+static INI: IniEntryDefs<15> = IniEntryDefs::new([
     IniEntryDef::new(c"tern.enabled", c"1", IniEntryPermission::System),
     IniEntryDef::new(c"tern.service_name", c"php", IniEntryPermission::PerDir),
     IniEntryDef::new(
@@ -104,6 +109,7 @@ static INI: IniEntryDefs<14> = IniEntryDefs::new([
     IniEntryDef::new(c"tern.max_nodes", c"2000", IniEntryPermission::System),
     IniEntryDef::new(c"tern.capture_params", c"0", IniEntryPermission::System),
     IniEntryDef::new(c"tern.curl_direct", c"1", IniEntryPermission::System),
+    IniEntryDef::new(c"tern.propagate", c"1", IniEntryPermission::System),
     IniEntryDef::new(c"tern.debug_dump", c"", IniEntryPermission::System),
     IniEntryDef::end(),
 ]);
@@ -224,6 +230,7 @@ pub fn parse(lookup: impl Fn(&str) -> Option<String>) -> (Config, Vec<String>) {
     let enabled = boolean("tern.enabled", d.enabled, &mut bad);
     let capture_params = boolean("tern.capture_params", d.capture_params, &mut bad);
     let curl_direct = boolean("tern.curl_direct", d.curl_direct, &mut bad);
+    let propagate = boolean("tern.propagate", d.propagate, &mut bad);
     let text = |name: &str, default: &str| lookup(name).unwrap_or_else(|| default.to_string());
     let mut service_name = text("tern.service_name", &d.service_name)
         .trim()
@@ -327,6 +334,7 @@ pub fn parse(lookup: impl Fn(&str) -> Option<String>) -> (Config, Vec<String>) {
         max_nodes,
         capture_params,
         curl_direct,
+        propagate,
     };
     (config, warnings)
 }
@@ -363,10 +371,11 @@ mod tests {
             ("tern.max_nodes", "500"),
             ("tern.capture_params", "1"),
             ("tern.curl_direct", "0"),
+            ("tern.propagate", "0"),
             ("tern.service_name", "shop"),
         ]);
         assert!(w.is_empty(), "{w:?}");
-        assert!(!c.enabled && c.capture_params && !c.curl_direct);
+        assert!(!c.enabled && c.capture_params && !c.curl_direct && !c.propagate);
         assert_eq!(
             (
                 c.naming,
@@ -390,6 +399,7 @@ mod tests {
             ("tern.socket", "relative.sock"),
             ("tern.collector", "localhost:4317"),
             ("tern.curl_direct", "sometimes"),
+            ("tern.propagate", "yes please"),
         ]);
         assert_eq!(c, Config::default());
         for name in [
@@ -401,6 +411,7 @@ mod tests {
             "tern.socket",
             "tern.collector",
             "tern.curl_direct",
+            "tern.propagate",
         ] {
             assert!(
                 w.iter().any(|m| m.contains(name)),

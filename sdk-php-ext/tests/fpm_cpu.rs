@@ -37,25 +37,36 @@ fn cpu_per_sequential_request_with_and_without_the_extension() {
     let tmp = tempfile::tempdir().unwrap();
     let collector = Collector::start(StoreMode::Embedded, &[]);
     let services = AppServices::start(tmp.path());
+    // The third sends no `traceparent` on outgoing calls: what propagation costs (most
+    // of it inside libcurl, which formats each custom header it sends).
     let mut configs = vec![
-        ("no extension", None),
-        ("tern.so + forwarder", Some(bench_extension())),
+        ("no extension", None, false),
+        ("tern.so + forwarder", Some(bench_extension()), true),
+        ("tern.so, propagate=0", Some(bench_extension()), false),
     ];
     if let Ok(base) = std::env::var("TERN_BENCH_BASELINE_EXTENSION") {
-        configs.push(("baseline .so + forwarder", Some(PathBuf::from(base))));
+        configs.push(("baseline .so + forwarder", Some(PathBuf::from(base)), true));
     }
     let mut stacks = Vec::new();
-    for (label, ext) in configs {
-        let dir = tmp.path().join(label.replace(['.', '+', ' '], "-"));
+    for (label, ext, propagate) in configs {
+        let dir = tmp
+            .path()
+            .join(label.replace(['.', '+', ' ', ',', '='], "-"));
         std::fs::create_dir_all(&dir).unwrap();
         let forwarder = ext
             .as_ref()
             .map(|_| Forwarder::start(&dir, &collector.otlp_grpc));
         let options = match (&ext, &forwarder) {
-            (Some(ext), Some(f)) => FpmOptions {
-                workers: 1,
-                ..FpmOptions::bench(ext, &dir, &f.socket)
-            },
+            (Some(ext), Some(f)) => {
+                let mut options = FpmOptions::bench(ext, &dir, &f.socket);
+                if !propagate {
+                    options.ini.push(("tern.propagate".into(), "0".into()));
+                }
+                FpmOptions {
+                    workers: 1,
+                    ..options
+                }
+            }
             _ => FpmOptions {
                 workers: 1,
                 ..FpmOptions::default()
@@ -65,29 +76,41 @@ fn cpu_per_sequential_request_with_and_without_the_extension() {
         for _ in 0..50 {
             assert_eq!(stack.get("/bench").0, 200, "warm-up of {label}");
         }
-        stacks.push((label, stack, forwarder, Vec::new()));
+        stacks.push((label, stack, forwarder, Vec::new(), Vec::new()));
     }
     for _ in 0..rounds {
-        for (_, stack, _, per_round) in stacks.iter_mut() {
+        for (_, stack, _, per_round, events) in stacks.iter_mut() {
             let before = stack.fpm_run_ns();
+            let (faults, switches) = stack.fpm_faults_and_switches();
             for _ in 0..requests {
                 assert_eq!(stack.get("/bench").0, 200);
             }
             let used = stack.fpm_run_ns() - before;
+            let (faults_after, switches_after) = stack.fpm_faults_and_switches();
             per_round.push(used as f64 / requests as f64 / 1000.0);
+            events.push((
+                (faults_after - faults) as f64 / requests as f64,
+                (switches_after - switches) as f64 / requests as f64,
+            ));
         }
     }
     println!(
         "php-fpm worker CPU µs per /bench request, sequential, {rounds} rounds x {requests} requests (schedstat):"
     );
     let base = median(stacks[0].3.clone());
-    for (label, _, _, per_round) in &stacks {
+    for (label, _, _, per_round, events) in &stacks {
         let m = median(per_round.clone());
         let rounds: Vec<String> = per_round.iter().map(|v| format!("{v:.0}")).collect();
         println!(
             "  {label:<26} median {m:>7.1}  added {:>+6.1}   rounds: {}",
             m - base,
             rounds.join(" ")
+        );
+        let faults = median(events.iter().map(|e| e.0).collect());
+        let switches = median(events.iter().map(|e| e.1).collect());
+        println!(
+            "  {:<26} page faults {faults:.1}, context switches {switches:.1} per request",
+            ""
         );
     }
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();

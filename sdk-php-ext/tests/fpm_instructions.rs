@@ -116,8 +116,12 @@ fn instructions_per_request_with_and_without_the_extension() {
     let env = services.env.clone();
     let perf = std::env::var("TERN_BENCH_PERF").is_ok_and(|v| v == "1");
     let mut rows = Vec::new();
-    for label in ["no extension", "tern.so+forwarder"] {
-        let dir = tmp.path().join(label.replace(['.', '+', ' '], "-"));
+    // The third leaves out the `traceparent` of outgoing calls: what propagation costs
+    // (most of it inside libcurl, which formats each custom header it sends).
+    for label in ["no extension", "tern.so+forwarder", "tern.so, propagate=0"] {
+        let dir = tmp
+            .path()
+            .join(label.replace(['.', '+', ' ', ',', '='], "-"));
         std::fs::create_dir_all(&dir).unwrap();
         let perf_launcher = vec![
             "perf".to_string(),
@@ -149,10 +153,13 @@ fn instructions_per_request_with_and_without_the_extension() {
         };
         let forwarder =
             (label != "no extension").then(|| Forwarder::start(&dir, &collector.otlp_grpc));
-        let base = match &forwarder {
+        let mut base = match &forwarder {
             Some(f) => FpmOptions::bench(&ext, &dir, &f.socket),
             None => FpmOptions::default(),
         };
+        if label.ends_with("propagate=0") {
+            base.ini.push(("tern.propagate".into(), "0".into()));
+        }
         let options = FpmOptions {
             workers: 1,
             launcher,

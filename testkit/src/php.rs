@@ -633,6 +633,17 @@ impl PhpStack {
         })
     }
 
+    /// Minor page faults and context switches of php-fpm (master and pool workers) so
+    /// far.
+    pub fn fpm_faults_and_switches(&self) -> (u64, u64) {
+        self.fpm.pid().map_or((0, 0), |pid| {
+            std::iter::once(pid)
+                .chain(children(pid))
+                .map(crate::bench::faults_and_switches)
+                .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+        })
+    }
+
     /// User CPU time used so far by php-fpm (master and pool workers), in µs.
     pub fn fpm_user_us(&self) -> u64 {
         self.fpm.pid().map_or(0, |pid| tree_cpu_split_us(pid).0)

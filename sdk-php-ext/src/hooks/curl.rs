@@ -1,7 +1,7 @@
 //! curl: `curl_exec` and the multi interface (`curl_multi_add_handle` starts the span,
 //! `curl_multi_getcontent`/`curl_multi_remove_handle` end it); `curl_copy_handle` copies
 //! what is tracked of a handle, `curl_reset` forgets it. Every outgoing request carries a W3C `traceparent`
-//! (unless the application sets one itself); the application's own `CURLOPT_HTTPHEADER`
+//! (unless the application sets one itself, or `tern.propagate=0`); the application's own `CURLOPT_HTTPHEADER`
 //! list is tracked so the header is added to it, not put in its place. A handle without
 //! headers of the application's gets ours straight through libcurl (`libcurl.rs`), taken
 //! off when the transfer ends.
@@ -196,7 +196,7 @@ fn start(tx: &mut Tx, ch: &Zval) -> Option<Open> {
     // The application's headers and ours, as the array `curl_setopt` takes.
     let headers = opts.map_or(&[][..], |o| &o.headers[..]);
     // A `traceparent` the application sets itself is its choice: kept, ours not added.
-    if headers.iter().any(|h| is_traceparent(h.as_bytes())) {
+    if !crate::config::get().propagate || headers.iter().any(|h| is_traceparent(h.as_bytes())) {
         return Some(open);
     }
     let tp = TraceparentLine::new(tx, &open);

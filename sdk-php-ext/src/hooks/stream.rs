@@ -1,6 +1,7 @@
 //! The http/https stream wrappers: `file_get_contents` and `fopen` on URLs. The status
 //! comes from `$http_response_header`, which the wrapper sets in the caller's scope.
-//! The request carries a W3C `traceparent` (unless the application sets one itself): it
+//! The request carries a W3C `traceparent` (unless the application sets one itself, or
+//! `tern.propagate=0`): it
 //! is added to the `http` `header` option of the call's stream context (the one passed,
 //! else the default context) for the length of the call, and the option is put back as
 //! it was when the call ends.
@@ -46,6 +47,9 @@ fn url_begin(frame: Frame, tx: &mut Tx, context_arg: u32) -> Option<Open> {
         return None;
     }
     let open = open_http(tx, "GET", php::lossy(name).into_owned());
+    if !crate::config::get().propagate {
+        return Some(open);
+    }
     let tp = TraceparentLine::new(tx, &open);
     if let Some(ctx) = context(frame, context_arg) {
         let before = header_of(&ctx);
