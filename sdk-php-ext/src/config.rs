@@ -57,6 +57,9 @@ pub struct Config {
     /// `traceparent`; 0 sends none (the calls are still recorded, an incoming
     /// `traceparent` is still continued).
     pub propagate: bool,
+    /// `tern.overhead_stats` (default 0): measure the extension's own time (hooks,
+    /// request start and end, sending) into `tern_stats()` (see `overhead.rs`).
+    pub overhead_stats: bool,
 }
 
 impl Default for Config {
@@ -75,12 +78,13 @@ impl Default for Config {
             capture_params: false,
             curl_direct: true,
             propagate: true,
+            overhead_stats: false,
         }
     }
 }
 
 /// Every setting with its default, as registered with PHP.
-static INI: IniEntryDefs<15> = IniEntryDefs::new([
+static INI: IniEntryDefs<16> = IniEntryDefs::new([
     IniEntryDef::new(c"tern.enabled", c"1", IniEntryPermission::System),
     IniEntryDef::new(c"tern.service_name", c"php", IniEntryPermission::PerDir),
     IniEntryDef::new(
@@ -110,6 +114,7 @@ static INI: IniEntryDefs<15> = IniEntryDefs::new([
     IniEntryDef::new(c"tern.capture_params", c"0", IniEntryPermission::System),
     IniEntryDef::new(c"tern.curl_direct", c"1", IniEntryPermission::System),
     IniEntryDef::new(c"tern.propagate", c"1", IniEntryPermission::System),
+    IniEntryDef::new(c"tern.overhead_stats", c"0", IniEntryPermission::System),
     IniEntryDef::new(c"tern.debug_dump", c"", IniEntryPermission::System),
     IniEntryDef::end(),
 ]);
@@ -231,6 +236,7 @@ pub fn parse(lookup: impl Fn(&str) -> Option<String>) -> (Config, Vec<String>) {
     let capture_params = boolean("tern.capture_params", d.capture_params, &mut bad);
     let curl_direct = boolean("tern.curl_direct", d.curl_direct, &mut bad);
     let propagate = boolean("tern.propagate", d.propagate, &mut bad);
+    let overhead_stats = boolean("tern.overhead_stats", d.overhead_stats, &mut bad);
     let text = |name: &str, default: &str| lookup(name).unwrap_or_else(|| default.to_string());
     let mut service_name = text("tern.service_name", &d.service_name)
         .trim()
@@ -335,6 +341,7 @@ pub fn parse(lookup: impl Fn(&str) -> Option<String>) -> (Config, Vec<String>) {
         capture_params,
         curl_direct,
         propagate,
+        overhead_stats,
     };
     (config, warnings)
 }
@@ -372,10 +379,12 @@ mod tests {
             ("tern.capture_params", "1"),
             ("tern.curl_direct", "0"),
             ("tern.propagate", "0"),
+            ("tern.overhead_stats", "1"),
             ("tern.service_name", "shop"),
         ]);
         assert!(w.is_empty(), "{w:?}");
         assert!(!c.enabled && c.capture_params && !c.curl_direct && !c.propagate);
+        assert!(c.overhead_stats);
         assert_eq!(
             (
                 c.naming,
@@ -400,6 +409,7 @@ mod tests {
             ("tern.collector", "localhost:4317"),
             ("tern.curl_direct", "sometimes"),
             ("tern.propagate", "yes please"),
+            ("tern.overhead_stats", "2"),
         ]);
         assert_eq!(c, Config::default());
         for name in [
@@ -412,6 +422,7 @@ mod tests {
             "tern.collector",
             "tern.curl_direct",
             "tern.propagate",
+            "tern.overhead_stats",
         ] {
             assert!(
                 w.iter().any(|m| m.contains(name)),

@@ -14,6 +14,7 @@ pub mod config;
 pub mod hooks;
 pub mod naming;
 pub mod otlp;
+pub mod overhead;
 pub mod php;
 pub mod request;
 pub mod send;

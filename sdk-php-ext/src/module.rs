@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 
 use ext_php_rs::prelude::*;
 
+use crate::overhead::{self, Phase};
 use crate::{config, hooks, otlp, php, request, send, spawn};
 use ext_php_rs::types::Zval;
 use prost::Message;
@@ -23,6 +24,7 @@ unsafe extern "C" fn minit(_ty: i32, module_number: i32) -> i32 {
         if !config.enabled {
             return;
         }
+        overhead::enable(config.overhead_stats);
         request::open_active(config);
         hooks::register(profiling(config));
         spawn::forwarder(config);
@@ -41,7 +43,9 @@ unsafe extern "C" fn rinit(_ty: i32, _module_number: i32) -> i32 {
     let _ = catch_unwind(|| {
         let config = config::get();
         if config.enabled {
+            let timer = overhead::start();
             request::begin(config, profiling(config));
+            timer.stop(Phase::RequestStart);
         }
     })
     .map_err(|_| hooks::FAILURES.fetch_add(1, Ordering::Relaxed));
@@ -52,7 +56,9 @@ unsafe extern "C" fn rshutdown(_ty: i32, _module_number: i32) -> i32 {
     let _ = catch_unwind(|| {
         let config = config::get();
         if config.enabled {
+            let timer = overhead::start();
             request::end(config);
+            timer.stop(Phase::RequestEnd);
         }
     })
     .map_err(|_| hooks::FAILURES.fetch_add(1, Ordering::Relaxed));
@@ -60,11 +66,12 @@ unsafe extern "C" fn rshutdown(_ty: i32, _module_number: i32) -> i32 {
 }
 
 /// Counters of this process: frames sent and dropped, hook failures caught, curl transfer
-/// information that had to be asked of PHP (libcurl not reachable directly).
+/// information that had to be asked of PHP (libcurl not reachable directly), and with
+/// `tern.overhead_stats=1` the nanoseconds the extension spent in its own work.
 #[php_function]
 pub fn tern_stats() -> HashMap<String, i64> {
     let n = |v: u64| v as i64;
-    HashMap::from([
+    [
         (
             "frames_sent".to_string(),
             n(send::SENT.load(Ordering::Relaxed)),
@@ -90,7 +97,15 @@ pub fn tern_stats() -> HashMap<String, i64> {
             n(hooks::INSTALLED.load(Ordering::Relaxed) as u64),
         ),
         ("enabled".to_string(), config::get().enabled as i64),
-    ])
+    ]
+    .into_iter()
+    .chain(
+        overhead::KEYS
+            .iter()
+            .zip(overhead::totals())
+            .map(|(k, ns)| (k.to_string(), n(ns))),
+    )
+    .collect()
 }
 
 /// Decodes bytes read from the forwarder socket (one or more frames) into one flat map

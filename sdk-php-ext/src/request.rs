@@ -732,7 +732,10 @@ pub fn end(config: &Config) {
             if let Some(path) = &dump {
                 otlp::dump(frame, path);
             }
-            sender.send(&config.socket, frame)
+            let timer = crate::overhead::start();
+            let sent = sender.send(&config.socket, frame);
+            timer.stop(crate::overhead::Phase::Send);
+            sent
         });
         let tx = &mut st.tx;
         if let Some(slot) = &st.slot {

@@ -28,6 +28,14 @@ use tern_testkit::php::{
 };
 use tern_testkit::{Collector, StoreMode};
 
+/// How a configuration differs from the extension's defaults.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Setup {
+    Default,
+    NoPropagation,
+    NoForwarder,
+}
+
 #[test]
 #[ignore = "benchmark: run by hand, see the module docs"]
 fn cpu_per_sequential_request_with_and_without_the_extension() {
@@ -37,29 +45,39 @@ fn cpu_per_sequential_request_with_and_without_the_extension() {
     let tmp = tempfile::tempdir().unwrap();
     let collector = Collector::start(StoreMode::Embedded, &[]);
     let services = AppServices::start(tmp.path());
-    // The third sends no `traceparent` on outgoing calls: what propagation costs (most
-    // of it inside libcurl, which formats each custom header it sends).
+    // Besides the extension as configured by default: without the `traceparent` of
+    // outgoing calls (what propagation costs; most of it inside libcurl, which formats
+    // each custom header it sends), and with its forwarder away (what sending costs: the
+    // extension then makes no system call for it).
+    let ext = Some(bench_extension());
     let mut configs = vec![
-        ("no extension", None, false),
-        ("tern.so + forwarder", Some(bench_extension()), true),
-        ("tern.so, propagate=0", Some(bench_extension()), false),
+        ("no extension", None, Setup::Default),
+        ("tern.so + forwarder", ext.clone(), Setup::Default),
+        ("tern.so, propagate=0", ext.clone(), Setup::NoPropagation),
+        ("tern.so, forwarder away", ext, Setup::NoForwarder),
     ];
     if let Ok(base) = std::env::var("TERN_BENCH_BASELINE_EXTENSION") {
-        configs.push(("baseline .so + forwarder", Some(PathBuf::from(base)), true));
+        configs.push((
+            "baseline .so + forwarder",
+            Some(PathBuf::from(base)),
+            Setup::Default,
+        ));
     }
     let mut stacks = Vec::new();
-    for (label, ext, propagate) in configs {
+    for (label, ext, setup) in configs {
         let dir = tmp
             .path()
             .join(label.replace(['.', '+', ' ', ',', '='], "-"));
         std::fs::create_dir_all(&dir).unwrap();
-        let forwarder = ext
-            .as_ref()
-            .map(|_| Forwarder::start(&dir, &collector.otlp_grpc));
-        let options = match (&ext, &forwarder) {
-            (Some(ext), Some(f)) => {
-                let mut options = FpmOptions::bench(ext, &dir, &f.socket);
-                if !propagate {
+        let forwarder = (ext.is_some() && setup != Setup::NoForwarder)
+            .then(|| Forwarder::start(&dir, &collector.otlp_grpc));
+        let options = match &ext {
+            Some(ext) => {
+                let socket = forwarder
+                    .as_ref()
+                    .map_or_else(|| dir.join("no-forwarder.sock"), |f| f.socket.clone());
+                let mut options = FpmOptions::bench(ext, &dir, &socket);
+                if setup == Setup::NoPropagation {
                     options.ini.push(("tern.propagate".into(), "0".into()));
                 }
                 FpmOptions {
@@ -67,7 +85,7 @@ fn cpu_per_sequential_request_with_and_without_the_extension() {
                     ..options
                 }
             }
-            _ => FpmOptions {
+            None => FpmOptions {
                 workers: 1,
                 ..FpmOptions::default()
             },
@@ -78,19 +96,27 @@ fn cpu_per_sequential_request_with_and_without_the_extension() {
         }
         stacks.push((label, stack, forwarder, Vec::new(), Vec::new()));
     }
-    for _ in 0..rounds {
-        for (_, stack, _, per_round, events) in stacks.iter_mut() {
+    // Each round starts with the next configuration: what runs alongside a round (the
+    // collector storing the previous round's spans) is shared out evenly.
+    let n = stacks.len();
+    for round in 0..rounds {
+        for k in 0..n {
+            let (_, stack, _, per_round, events) = &mut stacks[(round + k) % n];
             let before = stack.fpm_run_ns();
             let (faults, switches) = stack.fpm_faults_and_switches();
+            let (user, sys) = stack.fpm_user_sys_us();
             for _ in 0..requests {
                 assert_eq!(stack.get("/bench").0, 200);
             }
             let used = stack.fpm_run_ns() - before;
             let (faults_after, switches_after) = stack.fpm_faults_and_switches();
+            let (user_after, sys_after) = stack.fpm_user_sys_us();
             per_round.push(used as f64 / requests as f64 / 1000.0);
             events.push((
                 (faults_after - faults) as f64 / requests as f64,
                 (switches_after - switches) as f64 / requests as f64,
+                (user_after - user) as f64 / requests as f64,
+                (sys_after - sys) as f64 / requests as f64,
             ));
         }
     }
@@ -108,8 +134,12 @@ fn cpu_per_sequential_request_with_and_without_the_extension() {
         );
         let faults = median(events.iter().map(|e| e.0).collect());
         let switches = median(events.iter().map(|e| e.1).collect());
+        // User and system time are clock ticks: summed over all rounds, not medians.
+        let n = events.len().max(1) as f64;
+        let user = events.iter().map(|e| e.2).sum::<f64>() / n;
+        let sys = events.iter().map(|e| e.3).sum::<f64>() / n;
         println!(
-            "  {:<26} page faults {faults:.1}, context switches {switches:.1} per request",
+            "  {:<26} user {user:.0} µs + system {sys:.0} µs (ticks, all rounds); page faults {faults:.1}, context switches {switches:.1} per request",
             ""
         );
     }

@@ -649,6 +649,12 @@ impl PhpStack {
         self.fpm.pid().map_or(0, |pid| tree_cpu_split_us(pid).0)
     }
 
+    /// User and system CPU time used so far by php-fpm (master and pool workers), in µs
+    /// (clock ticks: meaningful over seconds of CPU).
+    pub fn fpm_user_sys_us(&self) -> (u64, u64) {
+        self.fpm.pid().map_or((0, 0), tree_cpu_split_us)
+    }
+
     /// CPU time used so far by nginx (master and workers), in µs.
     pub fn nginx_cpu_us(&self) -> u64 {
         self.nginx.pid().map_or(0, tree_cpu_us)

@@ -37,6 +37,7 @@ use ext_php_rs::ffi::{self, zend_execute_data, zend_function, zend_observer_fcal
 use ext_php_rs::types::Zval;
 
 use crate::clock;
+use crate::overhead::{self, Phase};
 use crate::php::{self, Frame};
 use crate::request::{self, Open, Tx};
 
@@ -517,11 +518,15 @@ unsafe extern "C" fn wrapper(ex: *mut zend_execute_data, rv: *mut zval) {
     let hook = index.and_then(hook_at);
     unsafe {
         if let Some(hook) = hook {
+            let timer = overhead::start();
             hook_begin(ex, hook);
+            timer.stop(Phase::Hooks);
         }
         original(ex, rv);
         if let Some(hook) = hook {
+            let timer = overhead::start();
             hook_end(ex, rv, hook);
+            timer.stop(Phase::Hooks);
         }
     }
 }
