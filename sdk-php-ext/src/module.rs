@@ -26,6 +26,7 @@ unsafe extern "C" fn minit(_ty: i32, module_number: i32) -> i32 {
         }
         overhead::enable(config.overhead_stats);
         request::open_active(config);
+        request::watch_forks();
         hooks::register(profiling(config));
         spawn::forwarder(config);
     })

@@ -306,7 +306,7 @@ pub struct Tx {
     pub tree: Tree,
     /// Whether this request was sampled for a call tree.
     pub sampled: bool,
-    /// CPU microseconds used by the process at start.
+    /// CPU microseconds used by the thread running the request, at start.
     pub cpu0: u64,
     /// Known connections and statements by object handle.
     pub conns: Vec<(u32, Conn)>,
@@ -499,6 +499,8 @@ pub struct State {
     pub tx: Tx,
     /// The process whose slot and socket these are (forks change it).
     pub pid: i32,
+    /// [`FORKS`] when `pid` was read: a different count means a new process.
+    forks: Option<u32>,
     /// This process's active-transaction slot.
     pub slot: Option<SlotWriter<'static>>,
     /// The socket to the forwarder.
@@ -539,6 +541,33 @@ fn force_idle() {
     STATE.with(|cell| unsafe { (*cell.get()).busy = false });
 }
 
+/// Forks of this process image so far, counted in the child (`pthread_atfork`): a
+/// request compares it with its state's instead of asking the kernel for its pid.
+static FORKS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+extern "C" fn forked() {
+    FORKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Counts forks from now on (module start, before php-fpm forks its workers).
+pub fn watch_forks() {
+    // SAFETY: registers a child handler that only increments an atomic.
+    unsafe { libc::pthread_atfork(None, None, Some(forked)) };
+}
+
+/// Whether this is another process than the one `st` was last used in (its first
+/// request, or a fork's); `st.pid` is then this process's.
+fn new_process(st: &mut State) -> bool {
+    let forks = FORKS.load(std::sync::atomic::Ordering::Relaxed);
+    if st.forks == Some(forks) {
+        return false;
+    }
+    st.forks = Some(forks);
+    // SAFETY: getpid has no preconditions.
+    st.pid = unsafe { libc::getpid() };
+    true
+}
+
 static ACTIVE: std::sync::OnceLock<&'static ActiveMap> = std::sync::OnceLock::new();
 
 /// Opens the active-transaction file (module start, before php-fpm forks).
@@ -567,7 +596,8 @@ pub fn active() -> Option<&'static ActiveMap> {
 fn cpu_us() -> u64 {
     // SAFETY: valid out-pointer.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    // This thread's: the one running the request (half the cost of the process's).
+    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
     let us = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
     us(ru.ru_utime) + us(ru.ru_stime)
 }
@@ -608,10 +638,8 @@ fn hex_into(s: &str, out: &mut [u8]) -> Option<()> {
 pub fn begin(config: &Config, profiler: bool) {
     force_idle();
     with(|st| {
-        // SAFETY: getpid has no preconditions.
-        let pid = unsafe { libc::getpid() };
-        if pid != st.pid {
-            st.pid = pid;
+        if new_process(st) {
+            let pid = st.pid;
             crate::hooks::install();
             crate::hooks::install_done();
             clock::reseed();
@@ -719,10 +747,7 @@ pub fn end(config: &Config) {
                 || (config.profile_threshold_ms > 0 && elapsed_ms >= config.profile_threshold_ms));
         // A `pcntl_fork()` child ends the request it inherited: it must not write into
         // the parent's socket stream or slot.
-        // SAFETY: getpid has no preconditions.
-        let pid = unsafe { libc::getpid() };
-        if pid != st.pid {
-            st.pid = pid;
+        if new_process(st) {
             st.sender = send::Sender::default(); // closing the inherited copy is harmless
             st.slot = None;
         }
