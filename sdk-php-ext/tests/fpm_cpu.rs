@@ -99,6 +99,12 @@ fn cpu_per_sequential_request_with_and_without_the_extension() {
     // Each round starts with the next configuration: what runs alongside a round (the
     // collector storing the previous round's spans) is shared out evenly.
     let n = stacks.len();
+    // The forwarder's CPU over all rounds (it exports after a round ends, so not per
+    // round): a cost on the machine the requests share.
+    let forwarder_before: Vec<u64> = stacks
+        .iter()
+        .map(|s| s.2.as_ref().map_or(0, |f| f.cpu_us()))
+        .collect();
     for round in 0..rounds {
         for k in 0..n {
             let (_, stack, _, per_round, events) = &mut stacks[(round + k) % n];
@@ -120,11 +126,22 @@ fn cpu_per_sequential_request_with_and_without_the_extension() {
             ));
         }
     }
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let forwarder_per_request: Vec<f64> = stacks
+        .iter()
+        .zip(&forwarder_before)
+        .map(|(s, before)| {
+            let after = s.2.as_ref().map_or(0, |f| f.cpu_us());
+            (after - before) as f64 / (rounds as u64 * requests) as f64
+        })
+        .collect();
     println!(
         "php-fpm worker CPU µs per /bench request, sequential, {rounds} rounds x {requests} requests (schedstat):"
     );
     let base = median(stacks[0].3.clone());
-    for (label, _, _, per_round, events) in &stacks {
+    for ((label, _, forwarder, per_round, events), forwarder_us) in
+        stacks.iter().zip(&forwarder_per_request)
+    {
         let m = median(per_round.clone());
         let rounds: Vec<String> = per_round.iter().map(|v| format!("{v:.0}")).collect();
         println!(
@@ -142,6 +159,12 @@ fn cpu_per_sequential_request_with_and_without_the_extension() {
             "  {:<26} user {user:.0} µs + system {sys:.0} µs (ticks, all rounds); page faults {faults:.1}, context switches {switches:.1} per request",
             ""
         );
+        if forwarder.is_some() {
+            println!(
+                "  {:<26} its forwarder: {forwarder_us:.1} µs of CPU per request",
+                ""
+            );
+        }
     }
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!("load average after: {}", load.trim());
