@@ -3,10 +3,13 @@
 //! php-fpm worker (behind nginx, with MariaDB and the curl target of the test app) per
 //! configuration, all started at once, alternating rounds of `TERN_BENCH_REQUESTS`
 //! (default 300) `/bench` requests (about 20 SQL and HTTP calls each),
-//! `TERN_BENCH_ROUNDS` (default 6) rounds each. Prints the worker's CPU µs per request
-//! per round and the medians, side by side: no extension, `tern.so` with its forwarder,
-//! and, with `TERN_BENCH_BASELINE_EXTENSION=<another libtern.so>`, that build with its
-//! own forwarder (before/after in one run).
+//! `TERN_BENCH_ROUNDS` (default 6) rounds each, each round starting with the next
+//! configuration. Prints the worker's CPU µs per request per round and the medians, its
+//! user/system split, page faults and context switches, and each forwarder's CPU per
+//! request, side by side: no extension, `tern.so` with its forwarder, the same with
+//! `tern.propagate=0`, the same with no forwarder listening, and, with
+//! `TERN_BENCH_BASELINE_EXTENSION=<another libtern.so>`, that build with its own
+//! forwarder (before/after in one run).
 //!
 //! Where `fpm_instructions` counts instructions (which load does not move) this counts
 //! time, which is what a user pays: the extension's code runs cold between PHP's own work
@@ -96,8 +99,8 @@ fn cpu_per_sequential_request_with_and_without_the_extension() {
         }
         stacks.push((label, stack, forwarder, Vec::new(), Vec::new()));
     }
-    // Each round starts with the next configuration: what runs alongside a round (the
-    // collector storing the previous round's spans) is shared out evenly.
+    // Each round starts with the next configuration: whatever runs alongside a round
+    // (the collector still storing the previous one's spans, say) is shared out evenly.
     let n = stacks.len();
     // The forwarder's CPU over all rounds (it exports after a round ends, so not per
     // round): a cost on the machine the requests share.

@@ -1,10 +1,10 @@
 //! curl: `curl_exec` and the multi interface (`curl_multi_add_handle` starts the span,
 //! `curl_multi_getcontent`/`curl_multi_remove_handle` end it); `curl_copy_handle` copies
-//! what is tracked of a handle, `curl_reset` forgets it. Every outgoing request carries a W3C `traceparent`
-//! (unless the application sets one itself, or `tern.propagate=0`); the application's own `CURLOPT_HTTPHEADER`
-//! list is tracked so the header is added to it, not put in its place. A handle without
-//! headers of the application's gets ours straight through libcurl (`libcurl.rs`), taken
-//! off when the transfer ends.
+//! what is tracked of a handle, `curl_reset` forgets it. Every outgoing request carries a
+//! W3C `traceparent` (unless the application sets one itself, or `tern.propagate=0`); the
+//! application's own `CURLOPT_HTTPHEADER` list is tracked so the header is added to it,
+//! not put in its place. A handle without headers of the application's gets ours
+//! straight through libcurl (`libcurl.rs`), taken off when the transfer ends.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -1,10 +1,9 @@
 //! The http/https stream wrappers: `file_get_contents` and `fopen` on URLs. The status
 //! comes from `$http_response_header`, which the wrapper sets in the caller's scope.
 //! The request carries a W3C `traceparent` (unless the application sets one itself, or
-//! `tern.propagate=0`): it
-//! is added to the `http` `header` option of the call's stream context (the one passed,
-//! else the default context) for the length of the call, and the option is put back as
-//! it was when the call ends.
+//! `tern.propagate=0`): it is added to the `http` `header` option of the call's stream
+//! context (the one passed, else the default context) for the length of the call, and
+//! the option is put back as it was when the call ends.
 
 use ext_php_rs::convert::IntoZval;
 use ext_php_rs::flags::DataType;
