@@ -1,8 +1,13 @@
 //! The extension's own time per php-fpm request, measured inside the worker
 //! (`tern.overhead_stats=1`, see `src/overhead.rs`): its hooks' work, request start,
-//! request end and, within it, sending. One worker behind nginx serving the test app's
-//! `/bench` (16 SQL statements and 4 curl calls) to requests sent one after another, with
-//! the extension as configured by default and with `tern.propagate=0`.
+//! request end and, within it, sending. One worker per configuration behind nginx,
+//! serving the test app's `/bench` (16 SQL statements and 4 curl calls) to requests sent
+//! one after another: the extension as configured by default, with `tern.propagate=0`,
+//! and, with `TERN_BENCH_BASELINE_EXTENSION=<another libtern.so>` (a build that has
+//! `tern.overhead_stats`), that build — all started at once, `TERN_BENCH_ROUNDS`
+//! (default 6) rounds of `TERN_BENCH_REQUESTS` (default 300) requests each, each round
+//! starting with the next configuration, so drift in the machine's load is shared out.
+//! Prints the medians of the rounds.
 //!
 //! Where `fpm_cpu` compares whole pools' CPU time (what a user pays, indirect costs
 //! included, but moved by everything else the machine does) this times only the
@@ -17,64 +22,100 @@
 use std::path::PathBuf;
 
 use serde_json::Value;
+use tern_testkit::bench::median;
 use tern_testkit::php::{
     bench_extension, bench_setting, AppServices, Forwarder, FpmOptions, PhpStack,
 };
 use tern_testkit::{Collector, StoreMode};
 
-fn stats(stack: &PhpStack) -> Value {
+/// The `tern_stats()` keys, in the order printed.
+const PHASES: [&str; 4] = [
+    "overhead_ns_hooks",
+    "overhead_ns_request_start",
+    "overhead_ns_request_end",
+    "overhead_ns_send",
+];
+
+fn phases(stack: &PhpStack) -> [i64; 4] {
     let (status, body) = stack.get("/tern-stats");
     assert_eq!(status, 200, "{body}");
-    serde_json::from_str(&body).unwrap()
+    let stats: Value = serde_json::from_str(&body).unwrap();
+    PHASES.map(|k| {
+        stats[k]
+            .as_i64()
+            .unwrap_or_else(|| panic!("no {k} in {stats}"))
+    })
 }
 
 #[test]
 #[ignore = "benchmark: run by hand, see the module docs"]
 fn the_extensions_own_time_per_request() {
-    let requests: u64 = bench_setting("TERN_BENCH_REQUESTS", 2000);
+    let requests: u64 = bench_setting("TERN_BENCH_REQUESTS", 300);
+    let rounds: usize = bench_setting("TERN_BENCH_ROUNDS", 6);
     let app = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/app");
     let tmp = tempfile::tempdir().unwrap();
     let collector = Collector::start(StoreMode::Embedded, &[]);
     let services = AppServices::start(tmp.path());
-    println!("tern's own time per /bench request, µs ({requests} sequential requests):");
-    println!(
-        "  {:<22} {:>7} {:>7} {:>7} {:>7} {:>7}",
-        "", "hooks", "start", "end", "(send)", "total"
-    );
-    for (label, propagate) in [("default", "1"), ("tern.propagate=0", "0")] {
-        let dir = tmp.path().join(label.replace(['.', '='], "-"));
+    let mut configs = vec![
+        ("default", bench_extension(), "1"),
+        ("tern.propagate=0", bench_extension(), "0"),
+    ];
+    if let Ok(base) = std::env::var("TERN_BENCH_BASELINE_EXTENSION") {
+        configs.push(("baseline .so", PathBuf::from(base), "1"));
+    }
+    let mut stacks = Vec::new();
+    for (label, ext, propagate) in configs {
+        let dir = tmp.path().join(label.replace(['.', '=', ' '], "-"));
         std::fs::create_dir_all(&dir).unwrap();
         let forwarder = Forwarder::start(&dir, &collector.otlp_grpc);
-        let mut options = FpmOptions::bench(&bench_extension(), &dir, &forwarder.socket);
+        let mut options = FpmOptions::bench(&ext, &dir, &forwarder.socket);
         options.workers = 1;
         options.ini.push(("tern.overhead_stats".into(), "1".into()));
         options
             .ini
             .push(("tern.propagate".into(), propagate.into()));
         let stack = PhpStack::start(&dir, &app, &options, &services.env);
-        for _ in 0..100 {
+        for _ in 0..50 {
             assert_eq!(stack.get("/bench").0, 200, "warm-up of {label}");
         }
-        let before = stats(&stack);
-        for _ in 0..requests {
-            assert_eq!(stack.get("/bench").0, 200);
+        stacks.push((label, stack, forwarder, Vec::<[f64; 4]>::new()));
+    }
+    let n = stacks.len();
+    for round in 0..rounds {
+        for k in 0..n {
+            let (_, stack, _, per_round) = &mut stacks[(round + k) % n];
+            let before = phases(stack);
+            for _ in 0..requests {
+                assert_eq!(stack.get("/bench").0, 200);
+            }
+            let after = phases(stack);
+            // The stats request itself is one more request measured (its start and end).
+            per_round.push(std::array::from_fn(|i| {
+                let spent = after[i] - before[i];
+                assert!(spent > 0, "{} not measured", PHASES[i]);
+                spent as f64 / (requests + 1) as f64 / 1000.0
+            }));
         }
-        let after = stats(&stack);
-        // The stats request itself is one more request measured (its start and end).
-        let per = |key: &str| {
-            let spent = after[key].as_i64().unwrap() - before[key].as_i64().unwrap();
-            assert!(spent > 0, "{key} not measured: {after}");
-            spent as f64 / (requests + 1) as f64 / 1000.0
-        };
-        let (hooks, start, end, send) = (
-            per("overhead_ns_hooks"),
-            per("overhead_ns_request_start"),
-            per("overhead_ns_request_end"),
-            per("overhead_ns_send"),
-        );
+    }
+    println!(
+        "tern's own time per /bench request, µs, medians of {rounds} rounds x {requests} sequential requests:"
+    );
+    println!(
+        "  {:<18} {:>7} {:>7} {:>7} {:>7} {:>7}   totals per round",
+        "", "hooks", "start", "end", "(send)", "total"
+    );
+    for (label, _, _, per_round) in &stacks {
+        let m: [f64; 4] = std::array::from_fn(|i| median(per_round.iter().map(|r| r[i]).collect()));
+        let totals: Vec<f64> = per_round.iter().map(|r| r[0] + r[1] + r[2]).collect();
+        let each: Vec<String> = totals.iter().map(|t| format!("{t:.1}")).collect();
         println!(
-            "  {label:<22} {hooks:>7.1} {start:>7.1} {end:>7.1} {send:>7.1} {:>7.1}",
-            hooks + start + end
+            "  {label:<18} {:>7.1} {:>7.1} {:>7.1} {:>7.1} {:>7.1}   {}",
+            m[0],
+            m[1],
+            m[2],
+            m[3],
+            median(totals.clone()),
+            each.join(" ")
         );
     }
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
