@@ -67,7 +67,8 @@ unsafe extern "C" fn rshutdown(_ty: i32, _module_number: i32) -> i32 {
 }
 
 /// Counters of this process: frames sent and dropped, hook failures caught, curl transfer
-/// information that had to be asked of PHP (libcurl not reachable directly), and with
+/// information that had to be asked of PHP (libcurl not reachable directly), SQL
+/// parameters over the limits not recorded, and with
 /// `tern.overhead_stats=1` the nanoseconds the extension spent in its own work.
 #[php_function]
 pub fn tern_stats() -> HashMap<String, i64> {
@@ -96,6 +97,10 @@ pub fn tern_stats() -> HashMap<String, i64> {
         (
             "hooks_installed".to_string(),
             n(hooks::INSTALLED.load(Ordering::Relaxed) as u64),
+        ),
+        (
+            "params_dropped".to_string(),
+            n(request::PARAMS_DROPPED.load(Ordering::Relaxed)),
         ),
         ("enabled".to_string(), config::get().enabled as i64),
     ]

@@ -50,6 +50,17 @@ const MAX_HANDLES: usize = 512;
 /// Most parameters recorded per statement.
 pub const MAX_PARAMS: usize = 32;
 
+/// SQL parameters not recorded because a statement had more than [`MAX_PARAMS`] or a
+/// request bound more than its limit (`tern_stats()["params_dropped"]`).
+pub static PARAMS_DROPPED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Counts `n` parameters not recorded.
+pub fn params_dropped(n: usize) {
+    if n > 0 {
+        PARAMS_DROPPED.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// A hooked call in progress.
 #[derive(Debug)]
 pub struct Open {
@@ -398,6 +409,7 @@ impl Tx {
         {
             self.binds.push(Bind { stmt, key, value });
         } else {
+            params_dropped(1);
             value.release();
         }
     }

@@ -224,6 +224,7 @@ fn bind_vars(frame: Frame, tx: &mut Tx, stmt: Option<u32>, first: u32) {
     let Some(stmt) = stmt else { return };
     tx.unbind(stmt);
     let last = frame.num_args().min(first + MAX_PARAMS as u32);
+    crate::request::params_dropped(frame.num_args().saturating_sub(last) as usize);
     for (position, n) in (first..last).enumerate() {
         if let Some(var) = frame.arg_as_passed(n) {
             let key = param_key_at(position as i64);

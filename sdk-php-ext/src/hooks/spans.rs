@@ -102,12 +102,13 @@ pub fn open_sql(tx: &Tx, conn: Option<&Conn>, text: Text) -> Open {
 /// `mysqli_stmt::execute($params)`, `mysqli::execute_query`), else those bound to its
 /// statement `open.obj` (`bindValue`, `bindParam`, `bind_param`), as
 /// `db.query.parameter.<name or position>` attributes, when `tern.capture_params=1`; at
-/// most [`MAX_PARAMS`].
+/// most [`MAX_PARAMS`] (the rest counted as dropped).
 pub fn push_params(tx: &Tx, open: &mut Open, params: Option<&Zval>) {
     if !crate::config::get().capture_params {
         return;
     }
     if let Some(params) = params.and_then(|z| z.array()) {
+        crate::request::params_dropped(params.len().saturating_sub(MAX_PARAMS));
         for (key, value) in params.iter().take(MAX_PARAMS) {
             let name = match key {
                 ArrayKey::Long(i) => param_key_at(i),
