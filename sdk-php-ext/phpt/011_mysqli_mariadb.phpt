@@ -1,5 +1,5 @@
 --TEST--
-mysqli, procedural and object style, against a real MariaDB: queries, execute_query, prepared statements, rows and errors become SQL spans, with their parameters when tern.capture_params=1 (passed as an array, or bound variables: their values when the statement runs)
+mysqli, procedural and object style, against a real MariaDB: queries, execute_query, prepared statements, rows and errors become SQL spans, with their parameters when tern.capture_params=1 (passed as an array, or bound variables: their values when the statement runs; at most 32, the others counted)
 --SKIPIF--
 <?php if (!is_executable('/usr/sbin/mariadbd') || !extension_loaded('mysqli')) die('skip mariadbd or mysqli missing'); ?>
 --FILE--
@@ -42,6 +42,11 @@ echo mysqli_execute_query(\$db, 'SELECT name FROM items WHERE id > ?', [1])->num
 \$st->execute([3]);
 echo \$st->get_result()->fetch_row()[0], "\\n";
 try { \$db->execute_query('SELECT * FROM nowhere WHERE id = ?', [7]); } catch (mysqli_sql_exception \$e) { echo "caught\\n"; }
+\$v = range(1, 40);
+\$big = \$db->prepare('SELECT ' . implode('+', array_fill(0, 40, '?')));
+\$big->bind_param(str_repeat('i', 40), ...\$v);
+\$big->execute();
+echo \$big->get_result()->fetch_row()[0], ", parameters not recorded: ", tern_stats()['params_dropped'], "\\n";
 PHP;
 $r = tern_run($code, ['tern.capture_params' => '1']);
 echo $r['out'], $r['err'];
@@ -56,6 +61,7 @@ caught
 1 rows
 z
 caught
+820, parameters not recorded: 8
 db.system.name=mysql server.address=localhost db.query.text=CREATE DATABASE shop db.response.returned_rows=- db.response.affected_rows=1 db.query.parameter.0=- db.query.parameter.1=- status=unset error.type=-
 db.system.name=mysql server.address=localhost db.query.text=CREATE TABLE items (id INT PRIMARY KEY, name VARCHAR(20)) db.response.returned_rows=- db.response.affected_rows=0 db.query.parameter.0=- db.query.parameter.1=- status=unset error.type=-
 db.system.name=mysql server.address=localhost db.query.text=INSERT INTO items VALUES (1, 'a'), (2, 'b'), (3, 'c') db.response.returned_rows=- db.response.affected_rows=3 db.query.parameter.0=- db.query.parameter.1=- status=unset error.type=-
@@ -68,3 +74,4 @@ db.system.name=mysql server.address=localhost db.query.text=SELECT name FROM ite
 db.system.name=mysql server.address=localhost db.query.text=UPDATE items SET name = ? WHERE id = ? db.response.returned_rows=- db.response.affected_rows=1 db.query.parameter.0=y db.query.parameter.1=1 status=unset error.type=-
 db.system.name=mysql server.address=localhost db.query.text=SELECT name FROM items WHERE id = ? db.response.returned_rows=- db.response.affected_rows=- db.query.parameter.0=3 db.query.parameter.1=- status=unset error.type=-
 db.system.name=mysql server.address=localhost db.query.text=SELECT * FROM nowhere WHERE id = ? db.response.returned_rows=- db.response.affected_rows=- db.query.parameter.0=7 db.query.parameter.1=- status=error error.type=mysqli_sql_exception
+db.system.name=mysql server.address=localhost db.query.text=SELECT ?+?+?+?+?+?+?+?+?+?+?+?+?+?+?+?+?+?+?+?+?+?+?+?+?+?+?+?+?+?+?+?+?+?+?+?+?+?+?+? db.response.returned_rows=- db.response.affected_rows=- db.query.parameter.0=1 db.query.parameter.1=2 status=unset error.type=-
