@@ -26,10 +26,7 @@
 use std::path::PathBuf;
 
 use tern_testkit::bench::median;
-use tern_testkit::php::{
-    bench_extension, bench_setting, AppServices, Forwarder, FpmOptions, PhpStack,
-};
-use tern_testkit::{Collector, StoreMode};
+use tern_testkit::php::{bench_extension, BenchBed, Forwarder, FpmOptions, PhpStack};
 
 /// How a configuration differs from the extension's defaults.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -42,12 +39,9 @@ enum Setup {
 #[test]
 #[ignore = "benchmark: run by hand, see the module docs"]
 fn cpu_per_sequential_request_with_and_without_the_extension() {
-    let requests: u64 = bench_setting("TERN_BENCH_REQUESTS", 300);
-    let rounds: usize = bench_setting("TERN_BENCH_ROUNDS", 6);
+    let bed = BenchBed::start(300, 6);
+    let (requests, rounds) = (bed.requests, bed.rounds);
     let app = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/app");
-    let tmp = tempfile::tempdir().unwrap();
-    let collector = Collector::start(StoreMode::Embedded, &[]);
-    let services = AppServices::start(tmp.path());
     // Besides the extension as configured by default: without the `traceparent` of
     // outgoing calls (what propagation costs; most of it inside libcurl, which formats
     // each custom header it sends), and with its forwarder away (what sending costs: the
@@ -68,12 +62,9 @@ fn cpu_per_sequential_request_with_and_without_the_extension() {
     }
     let mut stacks = Vec::new();
     for (label, ext, setup) in configs {
-        let dir = tmp
-            .path()
-            .join(label.replace(['.', '+', ' ', ',', '='], "-"));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = bed.dir(label);
         let forwarder = (ext.is_some() && setup != Setup::NoForwarder)
-            .then(|| Forwarder::start(&dir, &collector.otlp_grpc));
+            .then(|| Forwarder::start(&dir, &bed.collector.otlp_grpc));
         let options = match &ext {
             Some(ext) => {
                 let socket = forwarder
@@ -93,42 +84,37 @@ fn cpu_per_sequential_request_with_and_without_the_extension() {
                 ..FpmOptions::default()
             },
         };
-        let stack = PhpStack::start(&dir, &app, &options, &services.env);
+        let stack = PhpStack::start(&dir, &app, &options, &bed.services.env);
         for _ in 0..50 {
             assert_eq!(stack.get("/bench").0, 200, "warm-up of {label}");
         }
         stacks.push((label, stack, forwarder, Vec::new(), Vec::new()));
     }
-    // Each round starts with the next configuration: whatever runs alongside a round
-    // (the collector still storing the previous one's spans, say) is shared out evenly.
-    let n = stacks.len();
     // The forwarder's CPU over all rounds (it exports after a round ends, so not per
     // round): a cost on the machine the requests share.
     let forwarder_before: Vec<u64> = stacks
         .iter()
         .map(|s| s.2.as_ref().map_or(0, |f| f.cpu_us()))
         .collect();
-    for round in 0..rounds {
-        for k in 0..n {
-            let (_, stack, _, per_round, events) = &mut stacks[(round + k) % n];
-            let before = stack.fpm_run_ns();
-            let (faults, switches) = stack.fpm_faults_and_switches();
-            let (user, sys) = stack.fpm_user_sys_us();
-            for _ in 0..requests {
-                assert_eq!(stack.get("/bench").0, 200);
-            }
-            let used = stack.fpm_run_ns() - before;
-            let (faults_after, switches_after) = stack.fpm_faults_and_switches();
-            let (user_after, sys_after) = stack.fpm_user_sys_us();
-            per_round.push(used as f64 / requests as f64 / 1000.0);
-            events.push((
-                (faults_after - faults) as f64 / requests as f64,
-                (switches_after - switches) as f64 / requests as f64,
-                (user_after - user) as f64 / requests as f64,
-                (sys_after - sys) as f64 / requests as f64,
-            ));
+    bed.rotated_rounds(stacks.len(), |i| {
+        let (_, stack, _, per_round, events) = &mut stacks[i];
+        let before = stack.fpm_run_ns();
+        let (faults, switches) = stack.fpm_faults_and_switches();
+        let (user, sys) = stack.fpm_user_sys_us();
+        for _ in 0..requests {
+            assert_eq!(stack.get("/bench").0, 200);
         }
-    }
+        let used = stack.fpm_run_ns() - before;
+        let (faults_after, switches_after) = stack.fpm_faults_and_switches();
+        let (user_after, sys_after) = stack.fpm_user_sys_us();
+        per_round.push(used as f64 / requests as f64 / 1000.0);
+        events.push((
+            (faults_after - faults) as f64 / requests as f64,
+            (switches_after - switches) as f64 / requests as f64,
+            (user_after - user) as f64 / requests as f64,
+            (sys_after - sys) as f64 / requests as f64,
+        ));
+    });
     std::thread::sleep(std::time::Duration::from_secs(2));
     let forwarder_per_request: Vec<f64> = stacks
         .iter()

@@ -23,10 +23,7 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 use tern_testkit::bench::median;
-use tern_testkit::php::{
-    bench_extension, bench_setting, AppServices, Forwarder, FpmOptions, PhpStack,
-};
-use tern_testkit::{Collector, StoreMode};
+use tern_testkit::php::{bench_extension, BenchBed, Forwarder, FpmOptions, PhpStack};
 
 /// The `tern_stats()` keys, in the order printed.
 const PHASES: [&str; 4] = [
@@ -50,12 +47,9 @@ fn phases(stack: &PhpStack) -> [i64; 4] {
 #[test]
 #[ignore = "benchmark: run by hand, see the module docs"]
 fn the_extensions_own_time_per_request() {
-    let requests: u64 = bench_setting("TERN_BENCH_REQUESTS", 300);
-    let rounds: usize = bench_setting("TERN_BENCH_ROUNDS", 6);
+    let bed = BenchBed::start(300, 6);
+    let (requests, rounds) = (bed.requests, bed.rounds);
     let app = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/app");
-    let tmp = tempfile::tempdir().unwrap();
-    let collector = Collector::start(StoreMode::Embedded, &[]);
-    let services = AppServices::start(tmp.path());
     let mut configs = vec![
         ("default", bench_extension(), "1"),
         ("tern.propagate=0", bench_extension(), "0"),
@@ -65,38 +59,34 @@ fn the_extensions_own_time_per_request() {
     }
     let mut stacks = Vec::new();
     for (label, ext, propagate) in configs {
-        let dir = tmp.path().join(label.replace(['.', '=', ' '], "-"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let forwarder = Forwarder::start(&dir, &collector.otlp_grpc);
+        let dir = bed.dir(label);
+        let forwarder = Forwarder::start(&dir, &bed.collector.otlp_grpc);
         let mut options = FpmOptions::bench(&ext, &dir, &forwarder.socket);
         options.workers = 1;
         options.ini.push(("tern.overhead_stats".into(), "1".into()));
         options
             .ini
             .push(("tern.propagate".into(), propagate.into()));
-        let stack = PhpStack::start(&dir, &app, &options, &services.env);
+        let stack = PhpStack::start(&dir, &app, &options, &bed.services.env);
         for _ in 0..50 {
             assert_eq!(stack.get("/bench").0, 200, "warm-up of {label}");
         }
         stacks.push((label, stack, forwarder, Vec::<[f64; 4]>::new()));
     }
-    let n = stacks.len();
-    for round in 0..rounds {
-        for k in 0..n {
-            let (_, stack, _, per_round) = &mut stacks[(round + k) % n];
-            let before = phases(stack);
-            for _ in 0..requests {
-                assert_eq!(stack.get("/bench").0, 200);
-            }
-            let after = phases(stack);
-            // The stats request itself is one more request measured (its start and end).
-            per_round.push(std::array::from_fn(|i| {
-                let spent = after[i] - before[i];
-                assert!(spent > 0, "{} not measured", PHASES[i]);
-                spent as f64 / (requests + 1) as f64 / 1000.0
-            }));
+    bed.rotated_rounds(stacks.len(), |i| {
+        let (_, stack, _, per_round) = &mut stacks[i];
+        let before = phases(stack);
+        for _ in 0..requests {
+            assert_eq!(stack.get("/bench").0, 200);
         }
-    }
+        let after = phases(stack);
+        // The stats request itself is one more request measured (its start and end).
+        per_round.push(std::array::from_fn(|p| {
+            let spent = after[p] - before[p];
+            assert!(spent > 0, "{} not measured", PHASES[p]);
+            spent as f64 / (requests + 1) as f64 / 1000.0
+        }));
+    });
     println!(
         "tern's own time per /bench request, µs, medians of {rounds} rounds x {requests} sequential requests:"
     );

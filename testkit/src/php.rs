@@ -466,6 +466,56 @@ impl AppServices {
     }
 }
 
+/// What the sequential-request PHP benchmarks (`fpm_cpu`, `fpm_overhead`) share: a
+/// temporary directory, a collector with its embedded store, the app's services, and
+/// their settings `TERN_BENCH_REQUESTS` (requests per round) and `TERN_BENCH_ROUNDS`.
+pub struct BenchBed {
+    pub tmp: tempfile::TempDir,
+    pub collector: crate::Collector,
+    pub services: AppServices,
+    pub requests: u64,
+    pub rounds: usize,
+}
+
+impl BenchBed {
+    /// Starts the collector and the app's services; `requests` and `rounds` default to
+    /// the given values.
+    pub fn start(requests: u64, rounds: usize) -> BenchBed {
+        let tmp = tempfile::tempdir().unwrap();
+        let collector = crate::Collector::start(crate::StoreMode::Embedded, &[]);
+        let services = AppServices::start(tmp.path());
+        BenchBed {
+            tmp,
+            collector,
+            services,
+            requests: bench_setting("TERN_BENCH_REQUESTS", requests),
+            rounds: bench_setting("TERN_BENCH_ROUNDS", rounds),
+        }
+    }
+
+    /// A directory for the configuration `label`.
+    pub fn dir(&self, label: &str) -> PathBuf {
+        let dir = self
+            .tmp
+            .path()
+            .join(label.replace(['.', '+', ' ', ',', '='], "-"));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// Runs the rounds over `n` configurations, `round(i)` for configuration `i`, each
+    /// round starting with the next configuration, so whatever else the machine does
+    /// during a run (the collector still storing the previous configuration's spans,
+    /// say) is shared out evenly.
+    pub fn rotated_rounds(&self, n: usize, mut round: impl FnMut(usize)) {
+        for r in 0..self.rounds {
+            for k in 0..n {
+                round((r + k) % n);
+            }
+        }
+    }
+}
+
 /// Values the test app reads from `$_SERVER` (set as FastCGI parameters by nginx).
 #[derive(Debug, Clone, Default)]
 pub struct AppEnv {
