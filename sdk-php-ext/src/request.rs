@@ -563,6 +563,9 @@ extern "C" fn forked() {
 
 /// Counts forks from now on (module start, before php-fpm forks its workers).
 pub fn watch_forks() {
+    // glibc's `pthread_atfork` is linked in statically with this library's DSO handle
+    // (`U __register_atfork` in `nm -D libtern.so`), so the handler is dropped if the
+    // library is unloaded (a web server reloading PHP) and never called dangling.
     // SAFETY: registers a child handler that only increments an atomic.
     unsafe { libc::pthread_atfork(None, None, Some(forked)) };
 }
