@@ -11,6 +11,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod db;
 pub mod hooks;
 pub mod naming;
 pub mod otlp;

@@ -100,7 +100,7 @@ pub fn tern_stats() -> HashMap<String, i64> {
         ),
         (
             "params_dropped".to_string(),
-            n(request::PARAMS_DROPPED.load(Ordering::Relaxed)),
+            n(crate::db::PARAMS_DROPPED.load(Ordering::Relaxed)),
         ),
         ("enabled".to_string(), config::get().enabled as i64),
     ]

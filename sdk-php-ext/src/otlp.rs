@@ -218,7 +218,7 @@ pub struct Finished<'a> {
 /// The attributes every SQL span on a connection carries, encoded as span attributes:
 /// `db.system.name` (`other_sql` when unknown), `db.namespace`, `server.address`,
 /// `server.port`.
-pub fn conn_attrs(c: &crate::request::Conn) -> std::rc::Rc<[u8]> {
+pub fn conn_attrs(c: &crate::db::Conn) -> std::rc::Rc<[u8]> {
     let mut b = Vec::with_capacity(96);
     let system = if c.system.is_empty() {
         "other_sql"

@@ -10,18 +10,23 @@ pub fn run_ns(id: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// The numeric fields of `/proc/<id>/stat` after the command name (which may hold
+/// spaces), numbered from the line's field 3 (`state`, not a number: 0) on, so field
+/// `k` of proc(5) is at `k - 3`; empty when the process is gone.
+pub fn stat_fields(id: u32) -> Vec<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{id}/stat")).unwrap_or_default();
+    stat.rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0))
+        .collect()
+}
+
 /// Minor page faults and context switches (voluntary + involuntary) of process `id` so
 /// far (`/proc/<id>/stat`, `/proc/<id>/status`); zeros when it is gone.
 pub fn faults_and_switches(id: u32) -> (u64, u64) {
-    let faults = std::fs::read_to_string(format!("/proc/{id}/stat"))
-        .ok()
-        .and_then(|s| {
-            // Fields after the command name (which may hold spaces) start at `state`;
-            // `minflt` is the 10th field of the line, the 8th after the name.
-            let rest = &s[s.rfind(')')? + 2..];
-            rest.split_whitespace().nth(7)?.parse().ok()
-        })
-        .unwrap_or(0);
+    // `minflt` is field 10.
+    let faults = stat_fields(id).get(10 - 3).copied().unwrap_or(0);
     let switches = std::fs::read_to_string(format!("/proc/{id}/status"))
         .unwrap_or_default()
         .lines()

@@ -141,30 +141,24 @@ pub fn cpu_us(pid: u32) -> u64 {
 
 /// User and system CPU time process `pid` has used so far, in µs (see [`cpu_us`]).
 pub fn cpu_split_us(pid: u32) -> (u64, u64) {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return (0, 0);
-    };
-    // Fields after the parenthesised command name; utime and stime are fields 14, 15.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<u64> = rest
-        .split_whitespace()
-        .skip(11)
-        .take(2)
-        .filter_map(|v| v.parse().ok())
-        .collect();
+    // utime and stime are fields 14 and 15.
+    let f = crate::bench::stat_fields(pid);
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    let us = |i: usize| f.get(i).copied().unwrap_or(0) * 1_000_000 / hz;
-    (us(0), us(1))
+    let us = |field: usize| f.get(field - 3).copied().unwrap_or(0) * 1_000_000 / hz;
+    (us(14), us(15))
 }
 
-/// The children of `pid`, from `/proc/<pid>/task/<pid>/children`.
-fn children(pid: u32) -> Vec<u32> {
-    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+/// `pid` and its children (from `/proc/<pid>/task/<pid>/children`): php-fpm's static
+/// pool and nginx's workers live as long as their master, so differences of a sum over
+/// them across a round are that round's cost.
+fn tree(pid: u32) -> impl Iterator<Item = u32> {
+    let children: Vec<u32> = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
         .unwrap_or_default()
         .split_whitespace()
         .filter_map(|p| p.parse().ok())
-        .collect()
+        .collect();
+    std::iter::once(pid).chain(children)
 }
 
 /// A MariaDB server in a temporary data directory, with a database `app`.
@@ -675,20 +669,16 @@ impl PhpStack {
     /// CPU time used so far by php-fpm (master and pool workers), in ns, exact (see
     /// [`crate::bench::run_ns`]).
     pub fn fpm_run_ns(&self) -> u64 {
-        self.fpm.pid().map_or(0, |pid| {
-            std::iter::once(pid)
-                .chain(children(pid))
-                .map(crate::bench::run_ns)
-                .sum()
-        })
+        self.fpm
+            .pid()
+            .map_or(0, |pid| tree(pid).map(crate::bench::run_ns).sum())
     }
 
     /// Minor page faults and context switches of php-fpm (master and pool workers) so
     /// far.
     pub fn fpm_faults_and_switches(&self) -> (u64, u64) {
         self.fpm.pid().map_or((0, 0), |pid| {
-            std::iter::once(pid)
-                .chain(children(pid))
+            tree(pid)
                 .map(crate::bench::faults_and_switches)
                 .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
         })
@@ -696,7 +686,7 @@ impl PhpStack {
 
     /// User CPU time used so far by php-fpm (master and pool workers), in µs.
     pub fn fpm_user_us(&self) -> u64 {
-        self.fpm.pid().map_or(0, |pid| tree_cpu_split_us(pid).0)
+        self.fpm_user_sys_us().0
     }
 
     /// User and system CPU time used so far by php-fpm (master and pool workers), in µs
@@ -716,8 +706,7 @@ impl PhpStack {
     }
 }
 
-/// CPU µs of `pid` and its children (php-fpm's static pool and nginx's workers live as
-/// long as their master, so differences of this sum over a round are that round's cost).
+/// CPU µs of `pid` and its children (see [`tree`]).
 fn tree_cpu_us(pid: u32) -> u64 {
     let (user, system) = tree_cpu_split_us(pid);
     user + system
@@ -725,8 +714,7 @@ fn tree_cpu_us(pid: u32) -> u64 {
 
 /// User and system CPU µs of `pid` and its children.
 fn tree_cpu_split_us(pid: u32) -> (u64, u64) {
-    std::iter::once(pid)
-        .chain(children(pid))
+    tree(pid)
         .map(cpu_split_us)
         .fold((0, 0), |(u, s), (pu, ps)| (u + pu, s + ps))
 }

@@ -7,8 +7,9 @@
 use ext_php_rs::types::Zval;
 
 use super::{discard, failure, finish, mark, open_sql, param_key_at, push_params, Hook};
+use crate::db::{Bound, Conn, LastConn};
 use crate::php::{self, Frame};
-use crate::request::{text, Bound, Conn, LastConn, Open, Tx, Val, MAX_PARAMS};
+use crate::request::{text, Open, Tx, Val};
 
 /// What is hooked. Procedural functions take the link (or statement) as argument 0;
 /// methods have it as `$this`.
@@ -223,9 +224,8 @@ fn stmt_end(frame: Frame, rv: Option<&Zval>, tx: &mut Tx, open: Open) {
 fn bind_vars(frame: Frame, tx: &mut Tx, stmt: Option<u32>, first: u32) {
     let Some(stmt) = stmt else { return };
     tx.unbind(stmt);
-    let last = frame.num_args().min(first + MAX_PARAMS as u32);
-    crate::request::params_dropped(frame.num_args().saturating_sub(last) as usize);
-    for (position, n) in (first..last).enumerate() {
+    // `Tx::bind` keeps the first `MAX_PARAMS` of a statement and counts the others.
+    for (position, n) in (first..frame.num_args()).enumerate() {
         if let Some(var) = frame.arg_as_passed(n) {
             let key = param_key_at(position as i64);
             tx.bind(stmt, key, Bound::Var(php::Held::new(var)));

@@ -5,8 +5,9 @@
 use ext_php_rs::types::Zval;
 
 use super::{discard, failure, finish, mark, open_sql, param_key, param_key_at, push_params, Hook};
+use crate::db::{Bound, Conn, LastConn};
 use crate::php::{self, Frame};
-use crate::request::{text, Bound, Conn, LastConn, Open, Tx, Val};
+use crate::request::{text, Open, Tx, Val};
 
 /// What is hooked.
 pub const HOOKS: &[Hook] = &[

@@ -8,9 +8,10 @@ use ext_php_rs::types::{ArrayKey, Zval};
 use tern_php_wire::ActivityKind;
 
 use crate::clock;
+use crate::db::{self, Bound, Conn, MAX_PARAMS};
 use crate::otlp::Finished;
 use crate::php::{self, Frame};
-use crate::request::{Attrs, Bound, Conn, Open, Text, Tx, Val, MAX_PARAMS, MAX_TEXT};
+use crate::request::{Attrs, Open, Text, Tx, Val, MAX_TEXT};
 
 /// A `begin` that only keeps the frame so `end` runs (no span by itself).
 pub fn mark(_frame: Frame, _tx: &mut Tx) -> Option<Open> {
@@ -108,7 +109,7 @@ pub fn push_params(tx: &Tx, open: &mut Open, params: Option<&Zval>) {
         return;
     }
     if let Some(params) = params.and_then(|z| z.array()) {
-        crate::request::params_dropped(params.len().saturating_sub(MAX_PARAMS));
+        db::params_dropped(params.len().saturating_sub(MAX_PARAMS));
         for (key, value) in params.iter().take(MAX_PARAMS) {
             let name = match key {
                 ArrayKey::Long(i) => param_key_at(i),
