@@ -251,6 +251,25 @@ impl Collector {
         }
     }
 
+    /// Waits (at most `max`) until the collector has used at most 10 ms of CPU over half
+    /// a second: done storing what it was sent, so it does not compete with what is
+    /// measured next.
+    pub fn wait_idle(&self, max: Duration) {
+        let Some(pid) = self.child.as_ref().map(Child::id) else {
+            return;
+        };
+        let start = Instant::now();
+        let mut before = crate::php::cpu_us(pid);
+        while start.elapsed() < max {
+            std::thread::sleep(Duration::from_millis(500));
+            let now = crate::php::cpu_us(pid);
+            if now - before <= 10_000 {
+                return;
+            }
+            before = now;
+        }
+    }
+
     /// Starts the collector again on the same data directory (new ports).
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "stop or kill it first");
