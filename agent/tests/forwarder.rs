@@ -145,6 +145,44 @@ impl Running {
 }
 
 #[test]
+fn frames_in_the_shared_rings_are_read_whether_written_before_or_while_it_runs() {
+    let collector = common::collector();
+    let dir = tempfile::tempdir().unwrap();
+    let service = common::service("php-rings");
+    // Workers' side: rings 0 and 5 (their active-transaction slots).
+    let cfg = config(dir.path(), &collector.otlp_grpc);
+    let rings = tern_php_wire::Rings::open(&tern_php_wire::ring::path_for(&cfg.active), 8).unwrap();
+    let (w0, w5) = (rings.writer(0).unwrap(), rings.writer(5).unwrap());
+    assert!(!w0.draining(), "no forwarder yet: workers use the socket");
+    // Written while no forwarder read (one that was killed): read by the next one.
+    assert!(w0.push(&frame(&php_request(&service, 1))));
+    let fwd = Running::start(cfg);
+    wait_for("the forwarder's first round", PATIENCE, || w0.draining());
+    for i in 0..10 {
+        assert!(w5.push(&frame(&php_request(&service, 100 + i))));
+    }
+    // A malformed frame in a ring is counted and skipped; later frames still arrive.
+    assert!(w0.push(&frame(b"\xff\xff not protobuf")));
+    wait_for("the bad frame to be read", PATIENCE, || {
+        fwd.stats().bad_frames == 1
+    });
+    assert!(w0.push(&frame(&php_request(&service, 2))));
+    collector.eventually(
+        &format!("/api/v1/transactions?service={service}&limit=100"),
+        |b| b["total"].as_u64() == Some(12),
+    );
+    wait_for("the exported counter", PATIENCE, || {
+        fwd.stats().exported_spans == 24
+    });
+    let s = fwd.stop();
+    assert_eq!((s.frames, s.bad_frames, s.connections), (12, 1, 0));
+    assert!(
+        !w0.draining(),
+        "a stopped forwarder sends workers back to the socket"
+    );
+}
+
+#[test]
 fn frames_from_many_connections_become_transactions_with_their_sql() {
     let collector = common::collector();
     let dir = tempfile::tempdir().unwrap();

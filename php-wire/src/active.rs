@@ -128,17 +128,133 @@ pub enum ActiveError {
     Full(u32),
 }
 
-/// A mapped active-transaction file. The mapping lives as long as this value.
-pub struct ActiveMap {
+/// A file mapped `MAP_SHARED`, unmapped on drop: the active-transaction file and the
+/// frame rings ([`crate::ring`]) are both opened through it.
+pub(crate) struct Mapping {
     base: *mut u8,
     len: usize,
-    slots: u32,
 }
 
-// SAFETY: the mapping is only accessed through atomics.
-unsafe impl Send for ActiveMap {}
+// SAFETY: the mappings' users access shared words through atomics, and ring bytes only
+// under the ring protocol.
+unsafe impl Send for Mapping {}
 // SAFETY: as above.
-unsafe impl Sync for ActiveMap {}
+unsafe impl Sync for Mapping {}
+
+impl std::fmt::Debug for Mapping {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mapping").field("len", &self.len).finish()
+    }
+}
+
+impl Mapping {
+    /// Opens (creating, mode 0666: php-fpm workers and the forwarder may run as
+    /// different users) and maps the file at `path`, sized `fresh_len` when it is new or
+    /// empty. `init` runs under an exclusive `flock` with the mapping and whether it is
+    /// fresh: it writes a fresh file's header or checks an existing one.
+    pub(crate) fn open<T>(
+        path: &Path,
+        fresh_len: usize,
+        init: impl FnOnce(&Mapping, bool) -> Result<T, ActiveError>,
+    ) -> Result<(Mapping, T), ActiveError> {
+        let cpath =
+            CString::new(path.as_os_str().as_bytes()).map_err(|_| ActiveError::Incompatible {
+                path: path.display().to_string(),
+                reason: "path contains a NUL byte".into(),
+            })?;
+        // SAFETY: plain libc calls on a valid C string and the fd they return.
+        unsafe {
+            let fd = libc::open(
+                cpath.as_ptr(),
+                libc::O_RDWR | libc::O_CREAT | libc::O_CLOEXEC,
+                0o666,
+            );
+            if fd < 0 {
+                return Err(io_err("open", path));
+            }
+            libc::fchmod(fd, 0o666);
+            let result = if libc::flock(fd, libc::LOCK_EX) != 0 {
+                Err(io_err("flock", path))
+            } else {
+                let r = Self::map_fd(fd, path, fresh_len).and_then(|(map, fresh)| {
+                    let t = init(&map, fresh)?;
+                    Ok((map, t))
+                });
+                libc::flock(fd, libc::LOCK_UN);
+                r
+            };
+            libc::close(fd);
+            result
+        }
+    }
+
+    unsafe fn map_fd(
+        fd: i32,
+        path: &Path,
+        fresh_len: usize,
+    ) -> Result<(Mapping, bool), ActiveError> {
+        let mut st: libc::stat = std::mem::zeroed();
+        if libc::fstat(fd, &mut st) != 0 {
+            return Err(io_err("fstat", path));
+        }
+        let fresh = st.st_size == 0;
+        let len = if fresh {
+            if libc::ftruncate(fd, fresh_len as libc::off_t) != 0 {
+                return Err(io_err("ftruncate", path));
+            }
+            fresh_len
+        } else {
+            if (st.st_size as usize) < HEADER_SIZE {
+                return Err(ActiveError::Incompatible {
+                    path: path.display().to_string(),
+                    reason: format!("file is {} bytes", st.st_size),
+                });
+            }
+            st.st_size as usize
+        };
+        let base = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd,
+            0,
+        );
+        if base == libc::MAP_FAILED {
+            return Err(io_err("mmap", path));
+        }
+        Ok((
+            Mapping {
+                base: base as *mut u8,
+                len,
+            },
+            fresh,
+        ))
+    }
+
+    /// The mapping's first byte (page aligned).
+    pub(crate) fn base(&self) -> *mut u8 {
+        self.base
+    }
+
+    /// The mapping's length in bytes (at least 64).
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: base/len come from a successful mmap.
+        unsafe { libc::munmap(self.base as *mut libc::c_void, self.len) };
+    }
+}
+
+/// A mapped active-transaction file. The mapping lives as long as this value.
+pub struct ActiveMap {
+    map: Mapping,
+    slots: u32,
+}
 
 impl std::fmt::Debug for ActiveMap {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -173,113 +289,53 @@ impl ActiveMap {
     /// [`ActiveError::Incompatible`].
     pub fn open(path: &Path, slots: u32) -> Result<Self, ActiveError> {
         let slots = slots.max(1);
-        let cpath =
-            CString::new(path.as_os_str().as_bytes()).map_err(|_| ActiveError::Incompatible {
+        let fresh_len = HEADER_SIZE + slots as usize * SLOT_SIZE;
+        Mapping::open(path, fresh_len, |map, fresh| {
+            // SAFETY: the mapping is at least HEADER_SIZE bytes and page aligned.
+            let header = unsafe { &*(map.base() as *const Header) };
+            if fresh {
+                header.version.store(VERSION, Ordering::Relaxed);
+                header.slot_count.store(slots, Ordering::Relaxed);
+                header.slot_size.store(SLOT_SIZE as u32, Ordering::Relaxed);
+                header.magic.store(MAGIC, Ordering::Release);
+                return Ok(slots);
+            }
+            let incompatible = |reason: String| ActiveError::Incompatible {
                 path: path.display().to_string(),
-                reason: "path contains a NUL byte".into(),
-            })?;
-        // SAFETY: plain libc calls on a valid C string and the fd they return.
-        unsafe {
-            let fd = libc::open(
-                cpath.as_ptr(),
-                libc::O_RDWR | libc::O_CREAT | libc::O_CLOEXEC,
-                0o666,
-            );
-            if fd < 0 {
-                return Err(io_err("open", path));
+                reason,
+            };
+            if header.magic.load(Ordering::Acquire) != MAGIC {
+                return Err(incompatible("bad magic".into()));
             }
-            libc::fchmod(fd, 0o666);
-            let result = Self::map_locked(fd, path, slots);
-            libc::close(fd);
-            result
-        }
-    }
-
-    unsafe fn map_locked(fd: i32, path: &Path, slots: u32) -> Result<Self, ActiveError> {
-        if libc::flock(fd, libc::LOCK_EX) != 0 {
-            return Err(io_err("flock", path));
-        }
-        let result = Self::map_fd(fd, path, slots);
-        libc::flock(fd, libc::LOCK_UN);
-        result
-    }
-
-    unsafe fn map_fd(fd: i32, path: &Path, slots: u32) -> Result<Self, ActiveError> {
-        let mut st: libc::stat = std::mem::zeroed();
-        if libc::fstat(fd, &mut st) != 0 {
-            return Err(io_err("fstat", path));
-        }
-        let incompatible = |reason: String| ActiveError::Incompatible {
-            path: path.display().to_string(),
-            reason,
-        };
-        let fresh = st.st_size == 0;
-        let len = if fresh {
-            let len = HEADER_SIZE + slots as usize * SLOT_SIZE;
-            if libc::ftruncate(fd, len as libc::off_t) != 0 {
-                return Err(io_err("ftruncate", path));
+            let version = header.version.load(Ordering::Relaxed);
+            let slot_size = header.slot_size.load(Ordering::Relaxed) as usize;
+            let count = header.slot_count.load(Ordering::Relaxed);
+            if version != VERSION || slot_size != SLOT_SIZE {
+                return Err(incompatible(format!(
+                    "version {version}, slot size {slot_size}"
+                )));
             }
-            len
-        } else {
-            if (st.st_size as usize) < HEADER_SIZE {
-                return Err(incompatible(format!("file is {} bytes", st.st_size)));
+            if count == 0 || HEADER_SIZE + count as usize * SLOT_SIZE > map.len() {
+                return Err(incompatible(format!(
+                    "{count} slots do not fit in {} bytes",
+                    map.len()
+                )));
             }
-            st.st_size as usize
-        };
-        let base = libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED,
-            fd,
-            0,
-        );
-        if base == libc::MAP_FAILED {
-            return Err(io_err("mmap", path));
-        }
-        let mut map = ActiveMap {
-            base: base as *mut u8,
-            len,
-            slots,
-        };
-        let header = map.header();
-        if fresh {
-            header.version.store(VERSION, Ordering::Relaxed);
-            header.slot_count.store(slots, Ordering::Relaxed);
-            header.slot_size.store(SLOT_SIZE as u32, Ordering::Relaxed);
-            header.magic.store(MAGIC, Ordering::Release);
-            return Ok(map);
-        }
-        if header.magic.load(Ordering::Acquire) != MAGIC {
-            return Err(incompatible("bad magic".into()));
-        }
-        let version = header.version.load(Ordering::Relaxed);
-        let slot_size = header.slot_size.load(Ordering::Relaxed) as usize;
-        let count = header.slot_count.load(Ordering::Relaxed);
-        if version != VERSION || slot_size != SLOT_SIZE {
-            return Err(incompatible(format!(
-                "version {version}, slot size {slot_size}"
-            )));
-        }
-        if count == 0 || HEADER_SIZE + count as usize * SLOT_SIZE > len {
-            return Err(incompatible(format!(
-                "{count} slots do not fit in {len} bytes"
-            )));
-        }
-        map.slots = count;
-        Ok(map)
-    }
-
-    fn header(&self) -> &Header {
-        // SAFETY: the mapping is at least HEADER_SIZE bytes and page aligned.
-        unsafe { &*(self.base as *const Header) }
+            Ok(count)
+        })
+        .map(|(map, slots)| ActiveMap { map, slots })
     }
 
     fn slot(&self, index: u32) -> &Slot {
         debug_assert!(index < self.slots);
         // SAFETY: index < slots and the mapping holds slots * SLOT_SIZE bytes after the
         // header; slots are 8-byte aligned (SLOT_SIZE is a multiple of 8).
-        unsafe { &*(self.base.add(HEADER_SIZE + index as usize * SLOT_SIZE) as *const Slot) }
+        unsafe {
+            &*(self
+                .map
+                .base()
+                .add(HEADER_SIZE + index as usize * SLOT_SIZE) as *const Slot)
+        }
     }
 
     /// Number of slots in the file.
@@ -350,13 +406,6 @@ impl ActiveMap {
             }
         }
         out
-    }
-}
-
-impl Drop for ActiveMap {
-    fn drop(&mut self) {
-        // SAFETY: base/len come from a successful mmap.
-        unsafe { libc::munmap(self.base as *mut libc::c_void, self.len) };
     }
 }
 

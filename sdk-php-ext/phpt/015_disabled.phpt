@@ -8,5 +8,5 @@ echo $r['out'];
 echo count($r['spans']), " spans\n";
 ?>
 --EXPECT--
-7 {"curl_info_from_php":0,"enabled":0,"frames_dropped":0,"frames_dropped_full":0,"frames_sent":0,"hook_failures":0,"hooks_installed":0,"overhead_ns_hooks":0,"overhead_ns_request_end":0,"overhead_ns_request_start":0,"overhead_ns_send":0,"params_dropped":0}
+7 {"curl_info_from_php":0,"enabled":0,"frames_dropped":0,"frames_dropped_full":0,"frames_sent":0,"frames_sent_shared":0,"hook_failures":0,"hooks_installed":0,"overhead_ns_hooks":0,"overhead_ns_request_end":0,"overhead_ns_request_start":0,"overhead_ns_send":0,"params_dropped":0}
 0 spans

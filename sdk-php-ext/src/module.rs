@@ -79,6 +79,10 @@ pub fn tern_stats() -> HashMap<String, i64> {
             n(send::SENT.load(Ordering::Relaxed)),
         ),
         (
+            "frames_sent_shared".to_string(),
+            n(send::SENT_SHARED.load(Ordering::Relaxed)),
+        ),
+        (
             "frames_dropped".to_string(),
             n(send::DROPPED.load(Ordering::Relaxed)),
         ),

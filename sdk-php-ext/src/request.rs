@@ -8,6 +8,7 @@
 use std::cell::UnsafeCell;
 
 use tern_php_wire::active::{ActiveMap, SlotWriter, TxInfo};
+use tern_php_wire::Rings;
 
 use crate::config::{self, Config, Naming};
 use crate::db::{Bind, Conn};
@@ -401,7 +402,8 @@ fn new_process(st: &mut State) -> bool {
 
 static ACTIVE: std::sync::OnceLock<&'static ActiveMap> = std::sync::OnceLock::new();
 
-/// Opens the active-transaction file (module start, before php-fpm forks).
+/// Opens the active-transaction file and the frame rings next to it (module start,
+/// before php-fpm forks).
 pub fn open_active(config: &Config) {
     if config.active_path.is_empty() {
         return;
@@ -417,6 +419,22 @@ pub fn open_active(config: &Config) {
             "tern: active transactions will not be published: {e}"
         )),
     }
+    let path = tern_php_wire::ring::path_for(std::path::Path::new(&config.active_path));
+    match Rings::open(&path, tern_php_wire::active::DEFAULT_SLOTS) {
+        Ok(rings) => {
+            let _ = RINGS.set(Box::leak(Box::new(rings)));
+        }
+        Err(e) => config::warn(&format!(
+            "tern: frames will go through the socket only: {e}"
+        )),
+    }
+}
+
+static RINGS: std::sync::OnceLock<&'static Rings> = std::sync::OnceLock::new();
+
+/// The frame rings (next to the active-transaction file), when open.
+fn rings() -> Option<&'static Rings> {
+    RINGS.get().copied()
 }
 
 /// The active-transaction file, when open.
@@ -476,6 +494,7 @@ pub fn begin(config: &Config, profiler: bool) {
             clock::reseed();
             st.sender = send::Sender::default();
             st.slot = active().and_then(|m| m.claim(pid).ok());
+            st.sender.ring = st.slot.as_ref().and_then(|s| rings()?.writer(s.index()));
         }
         let tx = &mut st.tx;
         tx.reset();

@@ -1,8 +1,10 @@
-//! The one write per request to the forwarder's unix stream socket: non-blocking,
-//! never signalling, never waiting. Anything but a complete write drops the frame and
-//! counts it; a partial write closes the socket (the stream would be corrupt) and the
-//! next request reconnects. While the forwarder is away, connecting is retried at most
-//! once a second.
+//! Handing a request's frames to the forwarder. While the forwarder drains the shared
+//! frame rings (`tern_php_wire::ring`), a frame is copied into this process's ring: no
+//! system call. Otherwise (no forwarder reading, or the ring full) it is the one write
+//! to the forwarder's unix stream socket: non-blocking, never signalling, never waiting.
+//! Anything but a complete write drops the frame and counts it; a partial write closes
+//! the socket (the stream would be corrupt) and the next request reconnects. While the
+//! forwarder is away, connecting is retried at most once a second.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -10,6 +12,8 @@ use crate::clock;
 
 /// Frames written completely.
 pub static SENT: AtomicU64 = AtomicU64::new(0);
+/// Of them, frames handed over through the shared frame ring.
+pub static SENT_SHARED: AtomicU64 = AtomicU64::new(0);
 /// Frames dropped (no forwarder, socket full, partial write, too large).
 pub static DROPPED: AtomicU64 = AtomicU64::new(0);
 /// Frames dropped because the socket buffer was full.
@@ -21,6 +25,8 @@ const RETRY_NS: u64 = 1_000_000_000;
 pub struct Sender {
     fd: i32,
     next_try: u64,
+    /// This process's frame ring (the one of its active-transaction slot), when open.
+    pub ring: Option<tern_php_wire::RingWriter<'static>>,
 }
 
 impl Default for Sender {
@@ -28,6 +34,7 @@ impl Default for Sender {
         Self {
             fd: -1,
             next_try: 0,
+            ring: None,
         }
     }
 }
@@ -78,12 +85,19 @@ impl Sender {
         }
     }
 
-    /// Sends one frame (length prefix included) in one non-blocking write, or drops and
-    /// counts it. False when it was not sent.
+    /// Hands one frame (length prefix included) over through the ring or in one
+    /// non-blocking write, or drops and counts it. False when it was not sent.
     pub fn send(&mut self, socket: &str, frame: &[u8]) -> bool {
         if frame.len() > 4 + tern_php_wire::MAX_FRAME {
             DROPPED.fetch_add(1, Ordering::Relaxed);
             return false;
+        }
+        if let Some(ring) = &self.ring {
+            if ring.draining() && ring.push(frame) {
+                SENT.fetch_add(1, Ordering::Relaxed);
+                SENT_SHARED.fetch_add(1, Ordering::Relaxed);
+                return true;
+            }
         }
         self.write_frame(socket, frame)
     }

@@ -202,6 +202,7 @@ impl Forwarder {
     pub async fn start(config: Config) -> Result<Forwarder, Error> {
         let channel = crate::export::grpc_endpoint(&config.endpoint)?.connect_lazy();
         let listener = socket::bind(&config.socket)?;
+        let rings = open_rings(&config.active);
         let counters = Arc::new(Counters::default());
         let services = Arc::new(active::Services::default());
         let (stop, stop_rx) = watch::channel(false);
@@ -209,6 +210,7 @@ impl Forwarder {
         let tasks = vec![
             tokio::spawn(socket::accept(
                 listener,
+                rings,
                 config.max_connections,
                 queue,
                 services.clone(),
@@ -260,6 +262,24 @@ impl Forwarder {
         let stats = self.counters.stats();
         log_stats(&stats, "forwarder stopped");
         stats
+    }
+}
+
+/// The workers' frame rings next to the active-transaction file, claimed for this
+/// process; without them (an error, or another forwarder reading them) the workers'
+/// frames all come through the socket.
+fn open_rings(active: &std::path::Path) -> Option<tern_php_wire::Rings> {
+    let path = tern_php_wire::ring::path_for(active);
+    match tern_php_wire::Rings::open(&path, tern_php_wire::active::DEFAULT_SLOTS) {
+        Ok(rings) if rings.claim_reader(std::process::id() as i32) => Some(rings),
+        Ok(_) => {
+            tracing::warn!(rings = %path.display(), "another forwarder reads the frame rings; taking frames from the socket only");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "no frame rings; taking frames from the socket only");
+            None
+        }
     }
 }
 

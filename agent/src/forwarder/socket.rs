@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::io::Read;
 use std::time::Duration;
 
-use tern_php_wire::FrameDecoder;
+use tern_php_wire::{Drained, FrameDecoder, Rings};
 use tokio::net::UnixListener;
 use tokio::sync::{mpsc, watch};
 
@@ -62,6 +62,7 @@ const MAX_READ_PER_ROUND: usize = 4 << 20;
 /// Accepts connections until `stop`; a reader task reads them.
 pub(crate) async fn accept(
     listener: UnixListener,
+    rings: Option<Rings>,
     max_connections: usize,
     queue: Queue,
     services: Arc<Services>,
@@ -71,6 +72,7 @@ pub(crate) async fn accept(
     let (conns_tx, conns_rx) = mpsc::unbounded_channel();
     let reader = tokio::spawn(read_all(
         conns_rx,
+        rings.map(RingReader::new),
         queue,
         services,
         counters.clone(),
@@ -118,6 +120,7 @@ struct Conn {
 /// Reads every connection [`READ_INTERVAL`] apart until `stop`, then once more.
 async fn read_all(
     mut new: mpsc::UnboundedReceiver<Conn>,
+    mut rings: Option<RingReader>,
     queue: Queue,
     services: Arc<Services>,
     counters: Arc<Counters>,
@@ -135,7 +138,9 @@ async fn read_all(
         while let Ok(c) = new.try_recv() {
             conns.push(c);
         }
-        let mut read = 0;
+        let mut read = rings
+            .as_mut()
+            .map_or(0, |r| r.drain(&queue, &services, &counters));
         conns.retain_mut(|c| {
             let (n, open) = read_conn(c, &mut buf, &queue, &services, &counters);
             read += n;
@@ -153,6 +158,9 @@ async fn read_all(
     counters
         .open_connections
         .fetch_sub(conns.len() as u64, Ordering::Relaxed);
+    if let Some(r) = rings {
+        r.rings.release_reader(r.pid);
+    }
 }
 
 /// Reads what `c` has sent and queues its frames: the bytes read, and false when it
@@ -175,33 +183,90 @@ fn read_conn(
         };
         read += n;
         c.decoder.push(&buf[..n]);
-        loop {
-            let frame = match c.decoder.next_frame() {
-                Ok(Some(frame)) => frame,
-                Ok(None) => break,
-                Err(e) => {
-                    bad_frame(counters, &e.to_string());
-                    return (read, false);
-                }
-            };
-            match scan(&frame) {
-                Ok(info) if info.spans == 0 => {}
-                Ok(info) => {
-                    add(&counters.frames, 1);
-                    add(&counters.spans, info.spans as u64);
-                    if let Some(service) = &info.service {
-                        services.saw(service);
-                    }
-                    queue.push(frame, info.spans);
-                }
-                Err(e) => {
-                    bad_frame(counters, &e.to_string());
-                    return (read, false);
-                }
-            }
+        if !take_frames(&mut c.decoder, queue, services, counters) {
+            return (read, false);
         }
     }
     (read, true)
+}
+
+/// Checks and queues the complete frames `decoder` holds; false at the first bad one
+/// (counted), after which the stream cannot be trusted.
+fn take_frames(
+    decoder: &mut FrameDecoder,
+    queue: &Queue,
+    services: &Services,
+    counters: &Counters,
+) -> bool {
+    loop {
+        let frame = match decoder.next_frame() {
+            Ok(Some(frame)) => frame,
+            Ok(None) => return true,
+            Err(e) => {
+                bad_frame(counters, &e.to_string());
+                return false;
+            }
+        };
+        match scan(&frame) {
+            Ok(info) if info.spans == 0 => {}
+            Ok(info) => {
+                add(&counters.frames, 1);
+                add(&counters.spans, info.spans as u64);
+                if let Some(service) = &info.service {
+                    services.saw(service);
+                }
+                queue.push(frame, info.spans);
+            }
+            Err(e) => {
+                bad_frame(counters, &e.to_string());
+                return false;
+            }
+        }
+    }
+}
+
+/// The workers' frame rings (`tern_php_wire::ring`), drained on the same reading round
+/// as the connections, each ring through its own decoder.
+pub(crate) struct RingReader {
+    rings: Rings,
+    decoders: Vec<FrameDecoder>,
+    pid: i32,
+}
+
+impl RingReader {
+    fn new(rings: Rings) -> Self {
+        RingReader {
+            rings,
+            decoders: Vec::new(),
+            pid: std::process::id() as i32,
+        }
+    }
+
+    /// Drains every ring a worker has used and queues its frames: the bytes read.
+    fn drain(&mut self, queue: &Queue, services: &Services, counters: &Counters) -> usize {
+        let used = self.rings.begin_round() as usize;
+        if self.decoders.len() < used {
+            self.decoders.resize_with(used, FrameDecoder::new);
+        }
+        let mut read = 0;
+        for (i, decoder) in self.decoders.iter_mut().enumerate().take(used) {
+            match self.rings.drain(i as u32, |b| decoder.push(b)) {
+                Drained::Bytes(0) => continue,
+                Drained::Bytes(n) => read += n,
+                Drained::Corrupt => {
+                    bad_frame(counters, "a frame ring's counters were corrupt");
+                    *decoder = FrameDecoder::new();
+                    continue;
+                }
+            }
+            // A bad frame loses the rest of this round's bytes of its ring; a writer
+            // only publishes whole frames, so the next round starts on a frame.
+            if !take_frames(decoder, queue, services, counters) {
+                *decoder = FrameDecoder::new();
+            }
+        }
+        read
+    }
 }
 
 fn bad_frame(counters: &Counters, error: &str) {

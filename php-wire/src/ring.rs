@@ -1,0 +1,290 @@
+//! Frame rings: the frames of finished requests handed to the forwarder through shared
+//! memory instead of the socket — a copy into memory both processes map, no system call.
+//!
+//! A file next to the active-transaction file (`<active path>.frames`, see [`path_for`])
+//! holds a 64-byte [header](Header) and one ring per active-transaction slot: the
+//! process owning slot `i` is ring `i`'s only writer, the forwarder its only reader. A
+//! ring carries the same byte stream as a socket connection (length-prefixed frames,
+//! [`crate::frame`]). Its `head` and `tail` count bytes written and read since the ring
+//! was made and only ever grow; position `n` is byte `n % RING_BYTES`.
+//!
+//! - The writer copies a whole frame after `head` (refusing it when it does not fit
+//!   before `tail`), then publishes it by storing the new `head` with release ordering.
+//!   A writer that dies mid-copy leaves only unpublished bytes; the next owner of the
+//!   slot continues after the last published frame.
+//! - The reader (once per reading round) takes the bytes between `tail` and `head`
+//!   (acquire) and then stores the new `tail`; it stamps `drained_at` in the header.
+//!   Writers use the rings only while that stamp is recent ([`STALE_NS`]): with no
+//!   forwarder reading (not started, stopped, killed) they fall back to the socket, which
+//!   counts what it cannot deliver.
+//! - One reader at a time: the forwarder claims the rings by pid (a dead claimant's claim
+//!   is taken over), so two forwarders pointed at the same file cannot steal each
+//!   other's bytes.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
+
+use crate::active::{pid_alive, ActiveError, Mapping};
+
+/// `TERNRNG1` in little-endian: the first word of the file.
+pub const MAGIC: u64 = u64::from_le_bytes(*b"TERNRNG1");
+/// Layout version; bumped whenever the layout changes.
+pub const VERSION: u32 = 1;
+/// Bytes of one ring: at the forwarder's 10 ms reading round, room for a worker writing
+/// 12 MiB of frames a second (a request of ~20 calls makes ~6 KiB).
+pub const RING_BYTES: usize = 128 << 10;
+/// How long after the reader's last round writers still use the rings (1 s).
+pub const STALE_NS: u64 = 1_000_000_000;
+
+const HEADER_SIZE: usize = 64;
+/// A ring's counters, each on its own cache line, before its bytes.
+const COUNTERS_SIZE: usize = 128;
+const RING_SIZE: usize = COUNTERS_SIZE + RING_BYTES;
+
+/// The file header. `magic` is written last when the file is created.
+#[repr(C)]
+struct Header {
+    magic: AtomicU64,
+    version: AtomicU32,
+    rings: AtomicU32,
+    ring_bytes: AtomicU32,
+    /// One more than the highest ring index a writer has used (the reader looks no
+    /// further).
+    used: AtomicU32,
+    /// `CLOCK_MONOTONIC` nanoseconds of the reader's last round; 0 = no reader.
+    drained_at: AtomicU64,
+    reader_pid: AtomicI32,
+    _reserved: [AtomicU32; 7],
+}
+
+const _: () = assert!(std::mem::size_of::<Header>() == HEADER_SIZE);
+
+#[repr(C)]
+struct Counters {
+    head: AtomicU64,
+    _pad: [u64; 7],
+    tail: AtomicU64,
+    _pad2: [u64; 7],
+}
+
+const _: () = assert!(std::mem::size_of::<Counters>() == COUNTERS_SIZE);
+
+/// The rings file for the active-transaction file at `active`.
+pub fn path_for(active: &Path) -> PathBuf {
+    let mut p = active.as_os_str().to_owned();
+    p.push(".frames");
+    p.into()
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds: one clock for every process on the host.
+pub fn now_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid out-pointer; served by the vDSO, no system call.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// A mapped rings file. The mapping lives as long as this value.
+#[derive(Debug)]
+pub struct Rings {
+    map: Mapping,
+    rings: u32,
+}
+
+/// What a reader's [`Rings::drain`] found in one ring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Drained {
+    /// This many bytes, handed over and released.
+    Bytes(usize),
+    /// Counters that no writer keeping the protocol leaves (a foreign or broken writer):
+    /// everything unread was skipped; the stream restarts at the next frame written.
+    Corrupt,
+}
+
+impl Rings {
+    /// Opens the file at `path`, creating it with `rings` rings (mode 0666, like the
+    /// active-transaction file) when it does not exist or is empty. An existing file
+    /// keeps its own ring count; a file of another layout is
+    /// [`ActiveError::Incompatible`].
+    pub fn open(path: &Path, rings: u32) -> Result<Self, ActiveError> {
+        let rings = rings.max(1);
+        let fresh_len = HEADER_SIZE.next_multiple_of(COUNTERS_SIZE) + rings as usize * RING_SIZE;
+        Mapping::open(path, fresh_len, |map, fresh| {
+            // SAFETY: the mapping is at least HEADER_SIZE bytes (checked by Mapping) and
+            // page aligned.
+            let header = unsafe { &*(map.base() as *const Header) };
+            if fresh {
+                header.version.store(VERSION, Ordering::Relaxed);
+                header.rings.store(rings, Ordering::Relaxed);
+                header
+                    .ring_bytes
+                    .store(RING_BYTES as u32, Ordering::Relaxed);
+                header.magic.store(MAGIC, Ordering::Release);
+                return Ok(rings);
+            }
+            let incompatible = |reason: String| ActiveError::Incompatible {
+                path: path.display().to_string(),
+                reason,
+            };
+            if header.magic.load(Ordering::Acquire) != MAGIC {
+                return Err(incompatible("bad magic".into()));
+            }
+            let version = header.version.load(Ordering::Relaxed);
+            let bytes = header.ring_bytes.load(Ordering::Relaxed) as usize;
+            let count = header.rings.load(Ordering::Relaxed);
+            if version != VERSION || bytes != RING_BYTES {
+                return Err(incompatible(format!(
+                    "version {version}, ring size {bytes}"
+                )));
+            }
+            let needed = HEADER_SIZE.next_multiple_of(COUNTERS_SIZE) + count as usize * RING_SIZE;
+            if count == 0 || needed > map.len() {
+                return Err(incompatible(format!(
+                    "{count} rings do not fit in {} bytes",
+                    map.len()
+                )));
+            }
+            Ok(count)
+        })
+        .map(|(map, rings)| Rings { map, rings })
+    }
+
+    fn header(&self) -> &Header {
+        // SAFETY: see `open`.
+        unsafe { &*(self.map.base() as *const Header) }
+    }
+
+    /// Ring `index`'s counters and bytes.
+    fn ring(&self, index: u32) -> (&Counters, *mut u8) {
+        debug_assert!(index < self.rings);
+        let at = HEADER_SIZE.next_multiple_of(COUNTERS_SIZE) + index as usize * RING_SIZE;
+        // SAFETY: index < rings, which fit in the mapping (checked at open); 64-byte
+        // aligned.
+        unsafe {
+            let p = self.map.base().add(at);
+            (&*(p as *const Counters), p.add(COUNTERS_SIZE))
+        }
+    }
+
+    /// Number of rings in the file.
+    pub fn ring_count(&self) -> u32 {
+        self.rings
+    }
+
+    /// The writer of ring `index` (the index of the caller's active-transaction slot,
+    /// which no other live process owns); `None` past the file's rings.
+    pub fn writer(&self, index: u32) -> Option<RingWriter<'_>> {
+        if index >= self.rings {
+            return None;
+        }
+        self.header().used.fetch_max(index + 1, Ordering::AcqRel);
+        Some(RingWriter { rings: self, index })
+    }
+
+    /// Whether a reader drained the rings within the last [`STALE_NS`].
+    pub fn draining(&self) -> bool {
+        let at = self.header().drained_at.load(Ordering::Acquire);
+        at != 0 && now_ns().saturating_sub(at) < STALE_NS
+    }
+
+    /// Claims the reader's role for process `pid`: false when another live process
+    /// holds it.
+    pub fn claim_reader(&self, pid: i32) -> bool {
+        let h = &self.header().reader_pid;
+        let owner = h.load(Ordering::Acquire);
+        owner == pid
+            || ((owner == 0 || !pid_alive(owner))
+                && h.compare_exchange(owner, pid, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok())
+    }
+
+    /// Releases the reader's role and tells writers nobody reads any more (they go
+    /// back to the socket at once).
+    pub fn release_reader(&self, pid: i32) {
+        let h = self.header();
+        h.drained_at.store(0, Ordering::Release);
+        let _ = h
+            .reader_pid
+            .compare_exchange(pid, 0, Ordering::AcqRel, Ordering::Relaxed);
+    }
+
+    /// The reader's round: stamps `drained_at` and returns how many rings writers have
+    /// used (the ones worth draining).
+    pub fn begin_round(&self) -> u32 {
+        let h = self.header();
+        h.drained_at.store(now_ns().max(1), Ordering::Release);
+        h.used.load(Ordering::Acquire).min(self.rings)
+    }
+
+    /// Hands ring `index`'s unread bytes to `take` (in one or two pieces, in order) and
+    /// releases them to the writer. Only the reader may call this.
+    pub fn drain(&self, index: u32, mut take: impl FnMut(&[u8])) -> Drained {
+        let (c, data) = self.ring(index);
+        let tail = c.tail.load(Ordering::Relaxed);
+        let head = c.head.load(Ordering::Acquire);
+        let n = head.wrapping_sub(tail);
+        if n > RING_BYTES as u64 {
+            c.tail.store(head, Ordering::Release);
+            return Drained::Corrupt;
+        }
+        let n = n as usize;
+        if n > 0 {
+            let at = (tail % RING_BYTES as u64) as usize;
+            let first = n.min(RING_BYTES - at);
+            // SAFETY: both pieces lie within the ring's bytes; the writer does not touch
+            // [tail, head) until `tail` moves past it, below.
+            unsafe {
+                take(std::slice::from_raw_parts(data.add(at), first));
+                if first < n {
+                    take(std::slice::from_raw_parts(data, n - first));
+                }
+            }
+            c.tail.store(head, Ordering::Release);
+        }
+        Drained::Bytes(n)
+    }
+}
+
+/// The writing end of one ring, held by the process owning the matching slot.
+#[derive(Debug)]
+pub struct RingWriter<'a> {
+    rings: &'a Rings,
+    index: u32,
+}
+
+impl RingWriter<'_> {
+    /// Whether a reader drains the rings (see [`Rings::draining`]).
+    pub fn draining(&self) -> bool {
+        self.rings.draining()
+    }
+
+    /// Copies `frame` (length prefix included) into the ring whole and publishes it; false
+    /// when it does not fit in what the reader has released.
+    pub fn push(&self, frame: &[u8]) -> bool {
+        let (c, data) = self.rings.ring(self.index);
+        let head = c.head.load(Ordering::Relaxed);
+        let tail = c.tail.load(Ordering::Acquire);
+        let used = head.wrapping_sub(tail);
+        if used > RING_BYTES as u64 || frame.len() as u64 > RING_BYTES as u64 - used {
+            return false;
+        }
+        let at = (head % RING_BYTES as u64) as usize;
+        let first = frame.len().min(RING_BYTES - at);
+        // SAFETY: both pieces lie within the ring's bytes, in the part the reader has
+        // released ([head, tail + RING_BYTES)), which only this writer touches.
+        unsafe {
+            std::ptr::copy_nonoverlapping(frame.as_ptr(), data.add(at), first);
+            std::ptr::copy_nonoverlapping(frame.as_ptr().add(first), data, frame.len() - first);
+        }
+        c.head
+            .store(head.wrapping_add(frame.len() as u64), Ordering::Release);
+        true
+    }
+}
+
+#[cfg(test)]
+#[path = "ring_tests.rs"]
+mod tests;
