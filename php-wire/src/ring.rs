@@ -12,8 +12,11 @@
 //!   before `tail`), then publishes it by storing the new `head` with release ordering.
 //!   A writer that dies mid-copy leaves only unpublished bytes; the next owner of the
 //!   slot continues after the last published frame.
-//! - The reader (once per reading round) takes the bytes between `tail` and `head`
-//!   (acquire) and then stores the new `tail`; it stamps `drained_at` in the header.
+//! - After publishing, the writer sets its ring's bit in the header's bitmap of rings
+//!   written to; the reader (once per reading round) takes that bitmap word by word,
+//!   leaving zeros, and for each ring marked takes the bytes between `tail` and `head`
+//!   (acquire) and then stores the new `tail` — rings nobody wrote to cost it nothing.
+//!   It stamps `drained_at` in the header every round.
 //!   Writers use the rings only while that stamp is recent ([`STALE_NS`]): with no
 //!   forwarder reading (not started, stopped, killed) they fall back to the socket, which
 //!   counts what it cannot deliver.
@@ -37,6 +40,8 @@ pub const RING_BYTES: usize = 128 << 10;
 pub const STALE_NS: u64 = 1_000_000_000;
 
 const HEADER_SIZE: usize = 64;
+/// Most rings in a file (the bitmap's bits).
+pub const MAX_RINGS: u32 = 4096;
 /// A ring's counters, each on its own cache line, before its bytes.
 const COUNTERS_SIZE: usize = 128;
 const RING_SIZE: usize = COUNTERS_SIZE + RING_BYTES;
@@ -48,9 +53,7 @@ struct Header {
     version: AtomicU32,
     rings: AtomicU32,
     ring_bytes: AtomicU32,
-    /// One more than the highest ring index a writer has used (the reader looks no
-    /// further).
-    used: AtomicU32,
+    _unused: AtomicU32,
     /// `CLOCK_MONOTONIC` nanoseconds of the reader's last round; 0 = no reader.
     drained_at: AtomicU64,
     reader_pid: AtomicI32,
@@ -87,6 +90,12 @@ pub fn now_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+/// Where the rings start: after the header and the bitmap of rings written to (one bit
+/// per ring), on a counters-sized boundary.
+const fn rings_offset(rings: u32) -> usize {
+    (HEADER_SIZE + (rings as usize).div_ceil(64) * 8).next_multiple_of(COUNTERS_SIZE)
+}
+
 /// A mapped rings file. The mapping lives as long as this value.
 #[derive(Debug)]
 pub struct Rings {
@@ -110,8 +119,8 @@ impl Rings {
     /// keeps its own ring count; a file of another layout is
     /// [`ActiveError::Incompatible`].
     pub fn open(path: &Path, rings: u32) -> Result<Self, ActiveError> {
-        let rings = rings.max(1);
-        let fresh_len = HEADER_SIZE.next_multiple_of(COUNTERS_SIZE) + rings as usize * RING_SIZE;
+        let rings = rings.clamp(1, MAX_RINGS);
+        let fresh_len = rings_offset(rings) + rings as usize * RING_SIZE;
         Mapping::open(path, fresh_len, |map, fresh| {
             // SAFETY: the mapping is at least HEADER_SIZE bytes (checked by Mapping) and
             // page aligned.
@@ -140,8 +149,10 @@ impl Rings {
                     "version {version}, ring size {bytes}"
                 )));
             }
-            let needed = HEADER_SIZE.next_multiple_of(COUNTERS_SIZE) + count as usize * RING_SIZE;
-            if count == 0 || needed > map.len() {
+            if count == 0
+                || count > MAX_RINGS
+                || rings_offset(count) + count as usize * RING_SIZE > map.len()
+            {
                 return Err(incompatible(format!(
                     "{count} rings do not fit in {} bytes",
                     map.len()
@@ -157,10 +168,18 @@ impl Rings {
         unsafe { &*(self.map.base() as *const Header) }
     }
 
+    /// Word `word` of the bitmap of rings written to.
+    fn dirty(&self, word: usize) -> &AtomicU64 {
+        debug_assert!(word < (self.rings as usize).div_ceil(64));
+        // SAFETY: the bitmap lies between the header and the rings, inside the mapping;
+        // 8-byte aligned.
+        unsafe { &*(self.map.base().add(HEADER_SIZE + word * 8) as *const AtomicU64) }
+    }
+
     /// Ring `index`'s counters and bytes.
     fn ring(&self, index: u32) -> (&Counters, *mut u8) {
         debug_assert!(index < self.rings);
-        let at = HEADER_SIZE.next_multiple_of(COUNTERS_SIZE) + index as usize * RING_SIZE;
+        let at = rings_offset(self.rings) + index as usize * RING_SIZE;
         // SAFETY: index < rings, which fit in the mapping (checked at open); 64-byte
         // aligned.
         unsafe {
@@ -177,11 +196,7 @@ impl Rings {
     /// The writer of ring `index` (the index of the caller's active-transaction slot,
     /// which no other live process owns); `None` past the file's rings.
     pub fn writer(&self, index: u32) -> Option<RingWriter<'_>> {
-        if index >= self.rings {
-            return None;
-        }
-        self.header().used.fetch_max(index + 1, Ordering::AcqRel);
-        Some(RingWriter { rings: self, index })
+        (index < self.rings).then_some(RingWriter { rings: self, index })
     }
 
     /// Whether a reader drained the rings within the last [`STALE_NS`].
@@ -211,12 +226,24 @@ impl Rings {
             .compare_exchange(pid, 0, Ordering::AcqRel, Ordering::Relaxed);
     }
 
-    /// The reader's round: stamps `drained_at` and returns how many rings writers have
-    /// used (the ones worth draining).
-    pub fn begin_round(&self) -> u32 {
-        let h = self.header();
-        h.drained_at.store(now_ns().max(1), Ordering::Release);
-        h.used.load(Ordering::Acquire).min(self.rings)
+    /// The reader's round: stamps `drained_at` and calls `each` with the index of every
+    /// ring written to since the last round (taking the marks).
+    pub fn round(&self, mut each: impl FnMut(u32)) {
+        self.header()
+            .drained_at
+            .store(now_ns().max(1), Ordering::Release);
+        for word in 0..(self.rings as usize).div_ceil(64) {
+            let d = self.dirty(word);
+            if d.load(Ordering::Relaxed) == 0 {
+                continue;
+            }
+            let mut bits = d.swap(0, Ordering::Acquire);
+            while bits != 0 {
+                let bit = bits.trailing_zeros();
+                bits &= bits - 1;
+                each(word as u32 * 64 + bit);
+            }
+        }
     }
 
     /// Hands ring `index`'s unread bytes to `take` (in one or two pieces, in order) and
@@ -281,6 +308,13 @@ impl RingWriter<'_> {
         }
         c.head
             .store(head.wrapping_add(frame.len() as u64), Ordering::Release);
+        // Always the read-modify-write, never "already marked, skip": a reader that took
+        // the mark just before could otherwise read `head` without this frame and leave
+        // it unmarked until the next push (the release RMW orders the `head` store before
+        // the mark the reader acquires).
+        self.rings
+            .dirty(self.index as usize / 64)
+            .fetch_or(1u64 << (self.index % 64), Ordering::Release);
         true
     }
 }

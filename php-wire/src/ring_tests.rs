@@ -43,14 +43,13 @@ fn frames_written_in_one_mapping_are_read_whole_and_in_order_in_another_across_t
         assert!(w.push(&f), "frame {n} fits after draining");
         sent.push(f[4..].to_vec());
         if n % 3 == 2 {
-            assert_eq!(
-                reader_side.begin_round(),
-                3,
-                "rings 0..=2 are worth draining"
-            );
+            let mut marked = Vec::new();
+            reader_side.round(|i| marked.push(i));
+            assert_eq!(marked, [2], "only the ring written to is marked");
             got.extend(drain_frames(&reader_side, 2, &mut decoder));
         }
     }
+    reader_side.round(|_| {});
     got.extend(drain_frames(&reader_side, 2, &mut decoder));
     assert_eq!(got.len(), sent.len());
     assert!(got == sent, "payloads differ");
@@ -58,6 +57,9 @@ fn frames_written_in_one_mapping_are_read_whole_and_in_order_in_another_across_t
         reader_side.drain(2, |_| panic!("nothing left")),
         Drained::Bytes(0)
     );
+    let mut marked = 0;
+    reader_side.round(|_| marked += 1);
+    assert_eq!(marked, 0, "the marks were taken");
 }
 
 #[test]
@@ -90,7 +92,7 @@ fn writers_use_the_rings_only_while_a_reader_drains_them() {
     assert!(!w.draining(), "no reader yet");
     let me = std::process::id() as i32;
     assert!(rings.claim_reader(me));
-    rings.begin_round();
+    rings.round(|_| {});
     assert!(w.draining());
     // A stamp older than STALE_NS (a reader that stopped without saying so).
     rings
@@ -98,7 +100,7 @@ fn writers_use_the_rings_only_while_a_reader_drains_them() {
         .drained_at
         .store(now_ns() - STALE_NS - 1, Ordering::Release);
     assert!(!w.draining());
-    rings.begin_round();
+    rings.round(|_| {});
     rings.release_reader(me);
     assert!(!w.draining(), "a reader that stops says so");
 }

@@ -4,7 +4,8 @@
 //! configuration, all started at once, alternating rounds of `TERN_BENCH_REQUESTS`
 //! (default 300) `/bench` requests (about 20 SQL and HTTP calls each),
 //! `TERN_BENCH_ROUNDS` (default 6) rounds each, each round starting with the next
-//! configuration. Prints the worker's CPU µs per request per round and the medians, its
+//! configuration. Prints the worker's CPU µs per request per round and the medians (and
+//! the median of each round's difference to the no-extension round of its cycle), its
 //! user/system split, page faults and context switches, and each forwarder's CPU per
 //! request, side by side: no extension, `tern.so` with its forwarder, the same with
 //! `tern.propagate=0`, the same with no forwarder listening, and, with
@@ -127,14 +128,24 @@ fn cpu_per_sequential_request_with_and_without_the_extension() {
     println!(
         "php-fpm worker CPU µs per /bench request, sequential, {rounds} rounds x {requests} requests (schedstat):"
     );
-    let base = median(stacks[0].3.clone());
+    let base_rounds = stacks[0].3.clone();
+    let base = median(base_rounds.clone());
     for ((label, _, forwarder, per_round, events), forwarder_us) in
         stacks.iter().zip(&forwarder_per_request)
     {
         let m = median(per_round.clone());
+        // Each round against the no-extension round of the same cycle (run minutes
+        // apart at most): what the machine's slow and fast spells move cancels out.
+        let paired = median(
+            per_round
+                .iter()
+                .zip(&base_rounds)
+                .map(|(r, b)| r - b)
+                .collect(),
+        );
         let rounds: Vec<String> = per_round.iter().map(|v| format!("{v:.0}")).collect();
         println!(
-            "  {label:<26} median {m:>7.1}  added {:>+6.1}   rounds: {}",
+            "  {label:<26} median {m:>7.1}  added {:>+6.1}  paired {paired:>+6.1}   rounds: {}",
             m - base,
             rounds.join(" ")
         );

@@ -1,6 +1,7 @@
 //! The PHP forwarder: the long-running half of the PHP agent. PHP workers (the `tern.so`
-//! extension) write one frame per finished request to a unix stream socket; the
-//! forwarder checks each frame, batches frames into OTLP export requests to the
+//! extension) write one frame per finished request into their shared-memory ring while
+//! the forwarder drains the rings, or to a unix stream socket; the forwarder checks each
+//! frame, batches frames into OTLP export requests to the
 //! collector, and reports the transactions running right now, read once a second from
 //! the extension's shared-memory slots, over `tern.v1.LiveService`.
 //!

@@ -1,4 +1,5 @@
-//! The unix stream socket PHP workers connect to. Frames are read with
+//! The unix stream socket PHP workers connect to, and the shared frame rings
+//! (`tern_php_wire::ring`) read on the same round. Frames are read with
 //! `tern_php_wire::FrameDecoder`; a connection that sends an oversized or malformed frame
 //! is closed and counted, so a bad client only ever loses its own connection.
 //!
@@ -242,21 +243,23 @@ impl RingReader {
         }
     }
 
-    /// Drains every ring a worker has used and queues its frames: the bytes read.
+    /// Drains every ring written to since the last round and queues its frames: the
+    /// bytes read.
     fn drain(&mut self, queue: &Queue, services: &Services, counters: &Counters) -> usize {
-        let used = self.rings.begin_round() as usize;
-        if self.decoders.len() < used {
-            self.decoders.resize_with(used, FrameDecoder::new);
-        }
         let mut read = 0;
-        for (i, decoder) in self.decoders.iter_mut().enumerate().take(used) {
-            match self.rings.drain(i as u32, |b| decoder.push(b)) {
-                Drained::Bytes(0) => continue,
+        let (rings, decoders) = (&self.rings, &mut self.decoders);
+        rings.round(|i| {
+            let i = i as usize;
+            if decoders.len() <= i {
+                decoders.resize_with(i + 1, FrameDecoder::new);
+            }
+            let decoder = &mut decoders[i];
+            match rings.drain(i as u32, |b| decoder.push(b)) {
                 Drained::Bytes(n) => read += n,
                 Drained::Corrupt => {
                     bad_frame(counters, "a frame ring's counters were corrupt");
                     *decoder = FrameDecoder::new();
-                    continue;
+                    return;
                 }
             }
             // A bad frame loses the rest of this round's bytes of its ring; a writer
@@ -264,7 +267,7 @@ impl RingReader {
             if !take_frames(decoder, queue, services, counters) {
                 *decoder = FrameDecoder::new();
             }
-        }
+        });
         read
     }
 }
