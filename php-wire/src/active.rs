@@ -133,6 +133,8 @@ pub enum ActiveError {
 pub(crate) struct Mapping {
     base: *mut u8,
     len: usize,
+    /// Kept open to reserve parts of the file later ([`Mapping::reserve`]).
+    fd: i32,
 }
 
 // SAFETY: the mappings' users access shared words through atomics, and ring bytes only
@@ -151,10 +153,12 @@ impl Mapping {
     /// Opens (creating, mode 0666: php-fpm workers and the forwarder may run as
     /// different users) and maps the file at `path`, sized `fresh_len` when it is new or
     /// empty. `init` runs under an exclusive `flock` with the mapping and whether it is
-    /// fresh: it writes a fresh file's header or checks an existing one.
+    /// fresh: it writes a fresh file's header or checks an existing one. A fresh file's
+    /// first `reserve_len` bytes are allocated at once (see [`Mapping::reserve`]).
     pub(crate) fn open<T>(
         path: &Path,
         fresh_len: usize,
+        reserve_len: usize,
         init: impl FnOnce(&Mapping, bool) -> Result<T, ActiveError>,
     ) -> Result<(Mapping, T), ActiveError> {
         let cpath =
@@ -173,17 +177,31 @@ impl Mapping {
                 return Err(io_err("open", path));
             }
             libc::fchmod(fd, 0o666);
-            let result = if libc::flock(fd, libc::LOCK_EX) != 0 {
-                Err(io_err("flock", path))
-            } else {
-                let r = Self::map_fd(fd, path, fresh_len).and_then(|(map, fresh)| {
-                    let t = init(&map, fresh)?;
-                    Ok((map, t))
-                });
+            if libc::flock(fd, libc::LOCK_EX) != 0 {
+                let e = io_err("flock", path);
+                libc::close(fd);
+                return Err(e);
+            }
+            // From here the mapping owns `fd` (closed with it).
+            let result = Self::map_fd(fd, path, fresh_len).and_then(|(map, fresh)| {
+                if fresh {
+                    if let Err(source) = map.reserve(0, reserve_len.min(fresh_len)) {
+                        // Nothing written yet: the next opener starts over.
+                        libc::ftruncate(fd, 0);
+                        return Err(ActiveError::Io {
+                            op: "fallocate",
+                            path: path.display().to_string(),
+                            source,
+                        });
+                    }
+                }
+                let t = init(&map, fresh)?;
+                Ok((map, t))
+            });
+            // On failure `fd` is closed already, which released the lock.
+            if result.is_ok() {
                 libc::flock(fd, libc::LOCK_UN);
-                r
-            };
-            libc::close(fd);
+            }
             result
         }
     }
@@ -193,19 +211,23 @@ impl Mapping {
         path: &Path,
         fresh_len: usize,
     ) -> Result<(Mapping, bool), ActiveError> {
+        let fail = |e: ActiveError| {
+            libc::close(fd);
+            Err(e)
+        };
         let mut st: libc::stat = std::mem::zeroed();
         if libc::fstat(fd, &mut st) != 0 {
-            return Err(io_err("fstat", path));
+            return fail(io_err("fstat", path));
         }
         let fresh = st.st_size == 0;
         let len = if fresh {
             if libc::ftruncate(fd, fresh_len as libc::off_t) != 0 {
-                return Err(io_err("ftruncate", path));
+                return fail(io_err("ftruncate", path));
             }
             fresh_len
         } else {
             if (st.st_size as usize) < HEADER_SIZE {
-                return Err(ActiveError::Incompatible {
+                return fail(ActiveError::Incompatible {
                     path: path.display().to_string(),
                     reason: format!("file is {} bytes", st.st_size),
                 });
@@ -221,15 +243,31 @@ impl Mapping {
             0,
         );
         if base == libc::MAP_FAILED {
-            return Err(io_err("mmap", path));
+            return fail(io_err("mmap", path));
         }
         Ok((
             Mapping {
                 base: base as *mut u8,
                 len,
+                fd,
             },
             fresh,
         ))
+    }
+
+    /// Allocates the file's bytes `[offset, offset + len)` (`posix_fallocate`), or says
+    /// why not (no room on the file system). Pages of a sparse file are otherwise allocated when
+    /// first touched, and a tmpfs that is full then kills the process with `SIGBUS` — a
+    /// container's 64 MiB `/dev/shm` fills up long before a file of 1,024 rings does.
+    pub(crate) fn reserve(&self, offset: usize, len: usize) -> std::io::Result<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        // SAFETY: our open descriptor; the range is checked by the kernel.
+        match unsafe { libc::posix_fallocate(self.fd, offset as libc::off_t, len as libc::off_t) } {
+            0 => Ok(()),
+            e => Err(std::io::Error::from_raw_os_error(e)),
+        }
     }
 
     /// The mapping's first byte (page aligned).
@@ -245,8 +283,11 @@ impl Mapping {
 
 impl Drop for Mapping {
     fn drop(&mut self) {
-        // SAFETY: base/len come from a successful mmap.
-        unsafe { libc::munmap(self.base as *mut libc::c_void, self.len) };
+        // SAFETY: base/len come from a successful mmap; fd is ours.
+        unsafe {
+            libc::munmap(self.base as *mut libc::c_void, self.len);
+            libc::close(self.fd);
+        }
     }
 }
 
@@ -290,7 +331,7 @@ impl ActiveMap {
     pub fn open(path: &Path, slots: u32) -> Result<Self, ActiveError> {
         let slots = slots.max(1);
         let fresh_len = HEADER_SIZE + slots as usize * SLOT_SIZE;
-        Mapping::open(path, fresh_len, |map, fresh| {
+        Mapping::open(path, fresh_len, fresh_len, |map, fresh| {
             // SAFETY: the mapping is at least HEADER_SIZE bytes and page aligned.
             let header = unsafe { &*(map.base() as *const Header) };
             if fresh {

@@ -121,7 +121,8 @@ impl Rings {
     pub fn open(path: &Path, rings: u32) -> Result<Self, ActiveError> {
         let rings = rings.clamp(1, MAX_RINGS);
         let fresh_len = rings_offset(rings) + rings as usize * RING_SIZE;
-        Mapping::open(path, fresh_len, |map, fresh| {
+        // The header and the bitmap now; each ring when its writer first takes it.
+        Mapping::open(path, fresh_len, rings_offset(rings), |map, fresh| {
             // SAFETY: the mapping is at least HEADER_SIZE bytes (checked by Mapping) and
             // page aligned.
             let header = unsafe { &*(map.base() as *const Header) };
@@ -194,9 +195,12 @@ impl Rings {
     }
 
     /// The writer of ring `index` (the index of the caller's active-transaction slot,
-    /// which no other live process owns); `None` past the file's rings.
+    /// which no other live process owns); `None` past the file's rings or when the file
+    /// system has no room for the ring (its bytes are allocated here, once per process).
     pub fn writer(&self, index: u32) -> Option<RingWriter<'_>> {
-        (index < self.rings).then_some(RingWriter { rings: self, index })
+        let at = rings_offset(self.rings) + index as usize * RING_SIZE;
+        (index < self.rings && self.map.reserve(at, RING_SIZE).is_ok())
+            .then_some(RingWriter { rings: self, index })
     }
 
     /// Whether a reader drained the rings within the last [`STALE_NS`].
