@@ -149,18 +149,49 @@ impl std::fmt::Debug for Mapping {
     }
 }
 
+/// How a shared file is laid out: a header whose first 20 bytes are [`Prefix`], then
+/// `count` fixed-size units (slots, rings).
+pub(crate) struct Layout {
+    pub magic: u64,
+    pub version: u32,
+    /// Units of a new file (an existing file keeps its own, at most `max_count`).
+    pub count: u32,
+    pub max_count: u32,
+    /// Bytes per unit.
+    pub unit: u32,
+    /// What a unit is called in errors.
+    pub unit_name: &'static str,
+    /// Where unit 0 starts in a file of `count` units.
+    pub start: fn(u32) -> usize,
+    /// Allocate a new file whole; otherwise only what precedes the units (see
+    /// [`Mapping::reserve`]).
+    pub reserve_all: bool,
+}
+
+/// The first words of every shared file's header. `magic` is written last when the file
+/// is created.
+#[repr(C)]
+struct Prefix {
+    magic: AtomicU64,
+    version: AtomicU32,
+    count: AtomicU32,
+    unit: AtomicU32,
+}
+
+impl Layout {
+    fn len(&self, count: u32) -> usize {
+        (self.start)(count) + count as usize * self.unit as usize
+    }
+}
+
 impl Mapping {
     /// Opens (creating, mode 0666: php-fpm workers and the forwarder may run as
-    /// different users) and maps the file at `path`, sized `fresh_len` when it is new or
-    /// empty. `init` runs under an exclusive `flock` with the mapping and whether it is
-    /// fresh: it writes a fresh file's header or checks an existing one. A fresh file's
-    /// first `reserve_len` bytes are allocated at once (see [`Mapping::reserve`]).
-    pub(crate) fn open<T>(
-        path: &Path,
-        fresh_len: usize,
-        reserve_len: usize,
-        init: impl FnOnce(&Mapping, bool) -> Result<T, ActiveError>,
-    ) -> Result<(Mapping, T), ActiveError> {
+    /// different users) and maps the file at `path` laid out as `layout`, under an
+    /// exclusive `flock`: a new (or empty) file is sized, allocated and given its header
+    /// prefix; an existing one is checked against the layout (magic, version, unit size,
+    /// a count that fits) and keeps its own count. Returns the mapping and the count.
+    pub(crate) fn open(path: &Path, layout: &Layout) -> Result<(Mapping, u32), ActiveError> {
+        let fresh_len = layout.len(layout.count);
         let cpath =
             CString::new(path.as_os_str().as_bytes()).map_err(|_| ActiveError::Incompatible {
                 path: path.display().to_string(),
@@ -185,7 +216,12 @@ impl Mapping {
             // From here the mapping owns `fd` (closed with it).
             let result = Self::map_fd(fd, path, fresh_len).and_then(|(map, fresh)| {
                 if fresh {
-                    if let Err(source) = map.reserve(0, reserve_len.min(fresh_len)) {
+                    let reserve_len = if layout.reserve_all {
+                        fresh_len
+                    } else {
+                        (layout.start)(layout.count)
+                    };
+                    if let Err(source) = map.reserve(0, reserve_len) {
                         // Nothing written yet: the next opener starts over.
                         libc::ftruncate(fd, 0);
                         return Err(ActiveError::Io {
@@ -195,8 +231,8 @@ impl Mapping {
                         });
                     }
                 }
-                let t = init(&map, fresh)?;
-                Ok((map, t))
+                let count = map.prefix(path, layout, fresh)?;
+                Ok((map, count))
             });
             // On failure `fd` is closed already, which released the lock.
             if result.is_ok() {
@@ -255,6 +291,43 @@ impl Mapping {
         ))
     }
 
+    /// Writes a fresh file's header prefix, or checks an existing one: the unit count.
+    fn prefix(&self, path: &Path, layout: &Layout, fresh: bool) -> Result<u32, ActiveError> {
+        // SAFETY: the mapping is at least HEADER_SIZE bytes (checked when mapped) and
+        // page aligned.
+        let p = unsafe { &*(self.base as *const Prefix) };
+        if fresh {
+            p.version.store(layout.version, Ordering::Relaxed);
+            p.count.store(layout.count, Ordering::Relaxed);
+            p.unit.store(layout.unit, Ordering::Relaxed);
+            p.magic.store(layout.magic, Ordering::Release);
+            return Ok(layout.count);
+        }
+        let incompatible = |reason: String| ActiveError::Incompatible {
+            path: path.display().to_string(),
+            reason,
+        };
+        if p.magic.load(Ordering::Acquire) != layout.magic {
+            return Err(incompatible("bad magic".into()));
+        }
+        let version = p.version.load(Ordering::Relaxed);
+        let unit = p.unit.load(Ordering::Relaxed);
+        let count = p.count.load(Ordering::Relaxed);
+        if version != layout.version || unit != layout.unit {
+            return Err(incompatible(format!(
+                "version {version}, {} size {unit}",
+                layout.unit_name
+            )));
+        }
+        if count == 0 || count > layout.max_count || layout.len(count) > self.len {
+            return Err(incompatible(format!(
+                "{count} {}s do not fit in {} bytes",
+                layout.unit_name, self.len
+            )));
+        }
+        Ok(count)
+    }
+
     /// Allocates the file's bytes `[offset, offset + len)` (`posix_fallocate`), or says
     /// why not (no room on the file system). Pages of a sparse file are otherwise allocated when
     /// first touched, and a tmpfs that is full then kills the process with `SIGBUS` — a
@@ -273,11 +346,6 @@ impl Mapping {
     /// The mapping's first byte (page aligned).
     pub(crate) fn base(&self) -> *mut u8 {
         self.base
-    }
-
-    /// The mapping's length in bytes (at least 64).
-    pub(crate) fn len(&self) -> usize {
-        self.len
     }
 }
 
@@ -329,42 +397,17 @@ impl ActiveMap {
     /// is empty. An existing file keeps its own slot count; a file of another layout is
     /// [`ActiveError::Incompatible`].
     pub fn open(path: &Path, slots: u32) -> Result<Self, ActiveError> {
-        let slots = slots.max(1);
-        let fresh_len = HEADER_SIZE + slots as usize * SLOT_SIZE;
-        Mapping::open(path, fresh_len, fresh_len, |map, fresh| {
-            // SAFETY: the mapping is at least HEADER_SIZE bytes and page aligned.
-            let header = unsafe { &*(map.base() as *const Header) };
-            if fresh {
-                header.version.store(VERSION, Ordering::Relaxed);
-                header.slot_count.store(slots, Ordering::Relaxed);
-                header.slot_size.store(SLOT_SIZE as u32, Ordering::Relaxed);
-                header.magic.store(MAGIC, Ordering::Release);
-                return Ok(slots);
-            }
-            let incompatible = |reason: String| ActiveError::Incompatible {
-                path: path.display().to_string(),
-                reason,
-            };
-            if header.magic.load(Ordering::Acquire) != MAGIC {
-                return Err(incompatible("bad magic".into()));
-            }
-            let version = header.version.load(Ordering::Relaxed);
-            let slot_size = header.slot_size.load(Ordering::Relaxed) as usize;
-            let count = header.slot_count.load(Ordering::Relaxed);
-            if version != VERSION || slot_size != SLOT_SIZE {
-                return Err(incompatible(format!(
-                    "version {version}, slot size {slot_size}"
-                )));
-            }
-            if count == 0 || HEADER_SIZE + count as usize * SLOT_SIZE > map.len() {
-                return Err(incompatible(format!(
-                    "{count} slots do not fit in {} bytes",
-                    map.len()
-                )));
-            }
-            Ok(count)
-        })
-        .map(|(map, slots)| ActiveMap { map, slots })
+        let layout = Layout {
+            magic: MAGIC,
+            version: VERSION,
+            count: slots.max(1),
+            max_count: u32::MAX / SLOT_SIZE as u32,
+            unit: SLOT_SIZE as u32,
+            unit_name: "slot",
+            start: |_| HEADER_SIZE,
+            reserve_all: true,
+        };
+        Mapping::open(path, &layout).map(|(map, slots)| ActiveMap { map, slots })
     }
 
     fn slot(&self, index: u32) -> &Slot {

@@ -27,7 +27,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 
-use crate::active::{pid_alive, ActiveError, Mapping};
+use crate::active::{pid_alive, ActiveError, Layout, Mapping};
 
 /// `TERNRNG1` in little-endian: the first word of the file.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"TERNRNG1");
@@ -119,49 +119,18 @@ impl Rings {
     /// keeps its own ring count; a file of another layout is
     /// [`ActiveError::Incompatible`].
     pub fn open(path: &Path, rings: u32) -> Result<Self, ActiveError> {
-        let rings = rings.clamp(1, MAX_RINGS);
-        let fresh_len = rings_offset(rings) + rings as usize * RING_SIZE;
-        // The header and the bitmap now; each ring when its writer first takes it.
-        Mapping::open(path, fresh_len, rings_offset(rings), |map, fresh| {
-            // SAFETY: the mapping is at least HEADER_SIZE bytes (checked by Mapping) and
-            // page aligned.
-            let header = unsafe { &*(map.base() as *const Header) };
-            if fresh {
-                header.version.store(VERSION, Ordering::Relaxed);
-                header.rings.store(rings, Ordering::Relaxed);
-                header
-                    .ring_bytes
-                    .store(RING_BYTES as u32, Ordering::Relaxed);
-                header.magic.store(MAGIC, Ordering::Release);
-                return Ok(rings);
-            }
-            let incompatible = |reason: String| ActiveError::Incompatible {
-                path: path.display().to_string(),
-                reason,
-            };
-            if header.magic.load(Ordering::Acquire) != MAGIC {
-                return Err(incompatible("bad magic".into()));
-            }
-            let version = header.version.load(Ordering::Relaxed);
-            let bytes = header.ring_bytes.load(Ordering::Relaxed) as usize;
-            let count = header.rings.load(Ordering::Relaxed);
-            if version != VERSION || bytes != RING_BYTES {
-                return Err(incompatible(format!(
-                    "version {version}, ring size {bytes}"
-                )));
-            }
-            if count == 0
-                || count > MAX_RINGS
-                || rings_offset(count) + count as usize * RING_SIZE > map.len()
-            {
-                return Err(incompatible(format!(
-                    "{count} rings do not fit in {} bytes",
-                    map.len()
-                )));
-            }
-            Ok(count)
-        })
-        .map(|(map, rings)| Rings { map, rings })
+        let layout = Layout {
+            magic: MAGIC,
+            version: VERSION,
+            count: rings.clamp(1, MAX_RINGS),
+            max_count: MAX_RINGS,
+            unit: RING_SIZE as u32,
+            unit_name: "ring",
+            start: rings_offset,
+            // The header and the bitmap now; each ring when its writer first takes it.
+            reserve_all: false,
+        };
+        Mapping::open(path, &layout).map(|(map, rings)| Rings { map, rings })
     }
 
     fn header(&self) -> &Header {
