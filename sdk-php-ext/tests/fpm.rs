@@ -287,6 +287,9 @@ fn with_the_forwarder_down_php_still_answers_counts_the_drops_and_recovers_when_
     s.get_ok("/hello");
     let stats = |s: &Stack| -> Value { serde_json::from_str(&s.get_ok("/tern-stats")).unwrap() };
     let count = |v: &Value, key: &str| v[key].as_i64().unwrap();
+    // The forwarder gives way to the workers (nice 10; field 19 of /proc/<pid>/stat).
+    let pid = s.forwarder.pid().unwrap();
+    assert_eq!(tern_testkit::bench::stat_fields(pid).get(19 - 3), Some(&10));
     let before = stats(&s);
     assert!(
         count(&before, "frames_sent_shared") > 0,

@@ -24,7 +24,8 @@
 //! ```
 //! `TERN_BENCH_LOAD=saturated` or `sequential` runs one of the two;
 //! `TERN_BENCH_BASELINE_EXTENSION=<path of another libtern.so>` adds a stack with that
-//! build and its own forwarder, for before/after in one run; `TERN_BENCH_PERF=<dir>`
+//! build and its own forwarder (started with `TERN_BENCH_BASELINE_FORWARDER_ARGS`, e.g.
+//! `--nice 0`), for before/after in one run; `TERN_BENCH_PERF=<dir>`
 //! records each round's whole-machine profile there (`perf record -a -g`).
 
 use std::path::PathBuf;
@@ -172,7 +173,16 @@ fn wrk_with_and_without_the_extension() {
         .into_iter()
         .map(|(label, ext, endpoint)| {
             let dir = bed.dir(label);
-            let forwarder = endpoint.map(|e| Forwarder::start(&dir, e));
+            // The baseline's forwarder may run with other arguments (`--nice 0`, ...).
+            let args: Vec<String> = match label {
+                "baseline .so+forwarder" => std::env::var("TERN_BENCH_BASELINE_FORWARDER_ARGS")
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .map(str::to_string)
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let forwarder = endpoint.map(|e| Forwarder::start_with(&dir, e, &args));
             let options = match &ext {
                 Some(ext) => {
                     let socket = forwarder

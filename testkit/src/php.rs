@@ -75,16 +75,24 @@ pub struct Forwarder {
     pub socket: PathBuf,
     pub active: PathBuf,
     pub endpoint: String,
+    /// More command-line arguments (`--nice 0`, ...).
+    pub args: Vec<String>,
     proc: Proc,
 }
 
 impl Forwarder {
     /// Starts `tern-agent` and waits for its socket.
     pub fn start(dir: &Path, endpoint: &str) -> Forwarder {
+        Self::start_with(dir, endpoint, &[])
+    }
+
+    /// Starts `tern-agent` with more arguments and waits for its socket.
+    pub fn start_with(dir: &Path, endpoint: &str, args: &[String]) -> Forwarder {
         let mut f = Forwarder {
             socket: dir.join("tern-agent.sock"),
             active: dir.join("tern-active"),
             endpoint: endpoint.to_string(),
+            args: args.to_vec(),
             proc: Proc(None),
         };
         f.restart();
@@ -102,6 +110,7 @@ impl Forwarder {
                 .arg(&self.active)
                 .arg("--endpoint")
                 .arg(&self.endpoint)
+                .args(&self.args)
                 .env(
                     "TERN_LOG",
                     std::env::var("TERN_LOG").unwrap_or("warn".into()),
@@ -124,6 +133,11 @@ impl Forwarder {
     /// SIGTERM: the forwarder flushes and removes its socket.
     pub fn stop(&mut self) {
         self.proc.terminate();
+    }
+
+    /// The forwarder's pid while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.proc.pid()
     }
 
     /// CPU time (user + system, all threads) the forwarder has used so far, in µs.
