@@ -512,12 +512,14 @@ impl BenchBed {
     }
 
     /// Runs the rounds over `n` configurations, `round(i)` for configuration `i`, each
-    /// round starting with the next configuration, so whatever else the machine does
-    /// during a run (the collector still storing the previous configuration's spans,
-    /// say) is shared out evenly.
+    /// round starting with the next configuration and every other round going through
+    /// them backwards, so that neither a position in the round nor the configuration
+    /// run just before (and what it left the machine doing: the collector still storing
+    /// its spans, MariaDB flushing its writes) favours one of them.
     pub fn rotated_rounds(&self, n: usize, mut round: impl FnMut(usize)) {
         for r in 0..self.rounds {
             for k in 0..n {
+                let k = if r % 2 == 1 { n - 1 - k } else { k };
                 round((r + k) % n);
             }
         }
