@@ -40,13 +40,14 @@ const HEADER_SIZE: usize = 64;
 const STATE_IDLE: u32 = 0;
 const STATE_RUNNING: u32 = 1;
 
-/// The file header. `magic` is written last when the file is created.
+/// The file header: the prefix every shared file starts with, written and checked by
+/// `Mapping::open` (`magic` last when the file is created).
 #[repr(C)]
 pub struct Header {
-    magic: AtomicU64,
-    version: AtomicU32,
-    slot_count: AtomicU32,
-    slot_size: AtomicU32,
+    _magic: AtomicU64,
+    _version: AtomicU32,
+    _slot_count: AtomicU32,
+    _slot_size: AtomicU32,
     _reserved: [AtomicU32; 11],
 }
 

@@ -2,7 +2,7 @@
 //! memory instead of the socket — a copy into memory both processes map, no system call.
 //!
 //! A file next to the active-transaction file (`<active path>.frames`, see [`path_for`])
-//! holds a 64-byte [header](Header) and one ring per active-transaction slot: the
+//! holds a 64-byte header, a bitmap and one ring per active-transaction slot: the
 //! process owning slot `i` is ring `i`'s only writer, the forwarder its only reader. A
 //! ring carries the same byte stream as a socket connection (length-prefixed frames,
 //! [`crate::frame`]). Its `head` and `tail` count bytes written and read since the ring
@@ -46,13 +46,15 @@ pub const MAX_RINGS: u32 = 4096;
 const COUNTERS_SIZE: usize = 128;
 const RING_SIZE: usize = COUNTERS_SIZE + RING_BYTES;
 
-/// The file header. `magic` is written last when the file is created.
+/// The file header. Its first four fields are the prefix every shared file starts with,
+/// written and checked by `Mapping::open` (`magic` last when the file is created).
 #[repr(C)]
 struct Header {
-    magic: AtomicU64,
-    version: AtomicU32,
-    rings: AtomicU32,
-    ring_bytes: AtomicU32,
+    _magic: AtomicU64,
+    _version: AtomicU32,
+    _rings: AtomicU32,
+    /// Bytes per ring, counters included.
+    _ring_size: AtomicU32,
     _unused: AtomicU32,
     /// `CLOCK_MONOTONIC` nanoseconds of the reader's last round; 0 = no reader.
     drained_at: AtomicU64,
