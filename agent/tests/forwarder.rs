@@ -152,7 +152,8 @@ fn frames_in_the_shared_rings_are_read_whether_written_before_or_while_it_runs()
     // Workers' side: rings 0 and 5 (their active-transaction slots).
     let cfg = config(dir.path(), &collector.otlp_grpc);
     let rings = tern_php_wire::Rings::open(&tern_php_wire::ring::path_for(&cfg.active), 8).unwrap();
-    let (w0, w5) = (rings.writer(0).unwrap(), rings.writer(5).unwrap());
+    let me = std::process::id() as i32;
+    let (w0, w5) = (rings.writer(0, me).unwrap(), rings.writer(5, me).unwrap());
     assert!(!w0.draining(), "no forwarder yet: workers use the socket");
     // Written while no forwarder read (one that was killed): read by the next one.
     assert!(w0.push(&frame(&php_request(&service, 1))));

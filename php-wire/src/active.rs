@@ -235,11 +235,19 @@ impl Mapping {
                 let count = map.prefix(path, layout, fresh)?;
                 Ok((map, count))
             });
-            // On failure `fd` is closed already, which released the lock.
-            if result.is_ok() {
-                libc::flock(fd, libc::LOCK_UN);
+            match result {
+                Ok((mut map, count)) => {
+                    libc::flock(fd, libc::LOCK_UN);
+                    // A file allocated whole needs its descriptor no more.
+                    if layout.reserve_all {
+                        libc::close(fd);
+                        map.fd = -1;
+                    }
+                    Ok((map, count))
+                }
+                // `fd` is closed already, which released the lock.
+                Err(e) => Err(e),
             }
-            result
         }
     }
 
@@ -337,10 +345,31 @@ impl Mapping {
         if len == 0 {
             return Ok(());
         }
+        if self.fd < 0 {
+            return Err(std::io::Error::from_raw_os_error(libc::EBADF));
+        }
         // SAFETY: our open descriptor; the range is checked by the kernel.
         match unsafe { libc::posix_fallocate(self.fd, offset as libc::off_t, len as libc::off_t) } {
             0 => Ok(()),
             e => Err(std::io::Error::from_raw_os_error(e)),
+        }
+    }
+
+    /// Takes (`F_WRLCK`) or drops (`F_UNLCK`) an open-file-description lock on the file's
+    /// first byte, without waiting: false when another open file holds it. The kernel
+    /// drops it when the descriptor closes (the process ends), in any pid namespace.
+    pub(crate) fn lock_byte(&self, kind: i32) -> bool {
+        if self.fd < 0 {
+            return false;
+        }
+        // SAFETY: a zeroed flock filled in; our descriptor.
+        unsafe {
+            let mut l: libc::flock = std::mem::zeroed();
+            l.l_type = kind as libc::c_short;
+            l.l_whence = libc::SEEK_SET as libc::c_short;
+            l.l_start = 0;
+            l.l_len = 1;
+            libc::fcntl(self.fd, libc::F_OFD_SETLK, &l) == 0
         }
     }
 
@@ -352,10 +381,12 @@ impl Mapping {
 
 impl Drop for Mapping {
     fn drop(&mut self) {
-        // SAFETY: base/len come from a successful mmap; fd is ours.
+        // SAFETY: base/len come from a successful mmap; fd is ours (or -1).
         unsafe {
             libc::munmap(self.base as *mut libc::c_void, self.len);
-            libc::close(self.fd);
+            if self.fd >= 0 {
+                libc::close(self.fd);
+            }
         }
     }
 }

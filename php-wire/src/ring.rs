@@ -20,9 +20,16 @@
 //!   Writers use the rings only while that stamp is recent ([`STALE_NS`]): with no
 //!   forwarder reading (not started, stopped, killed) they fall back to the socket, which
 //!   counts what it cannot deliver.
-//! - One reader at a time: the forwarder claims the rings by pid (a dead claimant's claim
-//!   is taken over), so two forwarders pointed at the same file cannot steal each
-//!   other's bytes.
+//! - One reader at a time: the forwarder holds an open-file-description lock on the
+//!   file's first byte while it reads (the kernel drops it when the forwarder dies,
+//!   whatever pid namespace it ran in), so two forwarders pointed at the same file cannot
+//!   steal each other's bytes; the one left out retries every round it is told to.
+//! - One writer per ring: a process claims its ring by pid (a dead claimant's claim is
+//!   taken over), so a slot handed to a second live process (a reader that could not see
+//!   the first one's pid freed it) does not let two processes write one ring.
+//! - Once a second the reader also visits every ring that holds unread bytes, marked or
+//!   not: frames whose mark was lost (a reader killed between taking the marks and
+//!   draining, a writer killed between publishing and marking) are delivered then.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
@@ -58,8 +65,7 @@ struct Header {
     _unused: AtomicU32,
     /// `CLOCK_MONOTONIC` nanoseconds of the reader's last round; 0 = no reader.
     drained_at: AtomicU64,
-    reader_pid: AtomicI32,
-    _reserved: [AtomicU32; 7],
+    _reserved: [AtomicU32; 8],
 }
 
 const _: () = assert!(std::mem::size_of::<Header>() == HEADER_SIZE);
@@ -67,7 +73,9 @@ const _: () = assert!(std::mem::size_of::<Header>() == HEADER_SIZE);
 #[repr(C)]
 struct Counters {
     head: AtomicU64,
-    _pad: [u64; 7],
+    /// The pid of the process writing this ring (0: none yet).
+    writer: AtomicI32,
+    _pad: [u32; 13],
     tail: AtomicU64,
     _pad2: [u64; 7],
 }
@@ -148,15 +156,17 @@ impl Rings {
         unsafe { &*(self.map.base().add(HEADER_SIZE + word * 8) as *const AtomicU64) }
     }
 
-    /// Ring `index`'s counters and bytes.
-    fn ring(&self, index: u32) -> (&Counters, *mut u8) {
-        debug_assert!(index < self.rings);
+    /// Ring `index`'s counters and bytes; `None` past the file's rings.
+    fn ring(&self, index: u32) -> Option<(&Counters, *mut u8)> {
+        if index >= self.rings {
+            return None;
+        }
         let at = rings_offset(self.rings) + index as usize * RING_SIZE;
         // SAFETY: index < rings, which fit in the mapping (checked at open); 64-byte
         // aligned.
         unsafe {
             let p = self.map.base().add(at);
-            (&*(p as *const Counters), p.add(COUNTERS_SIZE))
+            Some((&*(p as *const Counters), p.add(COUNTERS_SIZE)))
         }
     }
 
@@ -165,58 +175,77 @@ impl Rings {
         self.rings
     }
 
-    /// The writer of ring `index` (the index of the caller's active-transaction slot,
-    /// which no other live process owns); `None` past the file's rings or when the file
-    /// system has no room for the ring (its bytes are allocated here, once per process).
-    pub fn writer(&self, index: u32) -> Option<RingWriter<'_>> {
+    /// The writer of ring `index` (the index of the caller's active-transaction slot)
+    /// for process `pid`; `None` past the file's rings, when another live process writes
+    /// that ring, or when the file system has no room for it (its bytes are allocated
+    /// here, once per process).
+    pub fn writer(&self, index: u32, pid: i32) -> Option<RingWriter<'_>> {
+        let (c, _) = self.ring(index)?;
+        let owner = c.writer.load(Ordering::Acquire);
+        let ours = owner == pid
+            || ((owner == 0 || !pid_alive(owner))
+                && c.writer
+                    .compare_exchange(owner, pid, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok());
         let at = rings_offset(self.rings) + index as usize * RING_SIZE;
-        (index < self.rings && self.map.reserve(at, RING_SIZE).is_ok())
+        (ours && self.map.reserve(at, RING_SIZE).is_ok())
             .then_some(RingWriter { rings: self, index })
     }
 
-    /// Whether a reader drained the rings within the last [`STALE_NS`].
+    /// Whether a reader drained the rings within the last [`STALE_NS`] (a stamp from the
+    /// future — a file kept across a reboot — is stale too).
     pub fn draining(&self) -> bool {
         let at = self.header().drained_at.load(Ordering::Acquire);
-        at != 0 && now_ns().saturating_sub(at) < STALE_NS
+        let now = now_ns();
+        at != 0 && at <= now && now - at < STALE_NS
     }
 
-    /// Claims the reader's role for process `pid`: false when another live process
-    /// holds it.
-    pub fn claim_reader(&self, pid: i32) -> bool {
-        let h = &self.header().reader_pid;
-        let owner = h.load(Ordering::Acquire);
-        owner == pid
-            || ((owner == 0 || !pid_alive(owner))
-                && h.compare_exchange(owner, pid, Ordering::AcqRel, Ordering::Relaxed)
-                    .is_ok())
+    /// Claims the reader's role for this open file (an open-file-description lock on the
+    /// file's first byte, held until [`Rings::release_reader`] or the process's end):
+    /// false while another reader holds it.
+    pub fn claim_reader(&self) -> bool {
+        self.map.lock_byte(libc::F_WRLCK)
     }
 
-    /// Releases the reader's role and tells writers nobody reads any more (they go
-    /// back to the socket at once).
-    pub fn release_reader(&self, pid: i32) {
-        let h = self.header();
-        h.drained_at.store(0, Ordering::Release);
-        let _ = h
-            .reader_pid
-            .compare_exchange(pid, 0, Ordering::AcqRel, Ordering::Relaxed);
+    /// Releases the reader's role and tells writers nobody reads any more (they go back
+    /// to the socket at once). Only the reader may call this.
+    pub fn release_reader(&self) {
+        self.header().drained_at.store(0, Ordering::Release);
+        self.map.lock_byte(libc::F_UNLCK);
     }
 
     /// The reader's round: stamps `drained_at` and calls `each` with the index of every
-    /// ring written to since the last round (taking the marks).
-    pub fn round(&self, mut each: impl FnMut(u32)) {
+    /// ring written to since the last round (taking the marks) or, with `sweep`, of
+    /// every ring holding unread bytes, marked or not. Only the reader may call this.
+    pub fn round(&self, sweep: bool, mut each: impl FnMut(u32)) {
         self.header()
             .drained_at
             .store(now_ns().max(1), Ordering::Release);
         for word in 0..(self.rings as usize).div_ceil(64) {
             let d = self.dirty(word);
-            if d.load(Ordering::Relaxed) == 0 {
-                continue;
+            let mut bits = if d.load(Ordering::Relaxed) == 0 {
+                0
+            } else {
+                d.swap(0, Ordering::Acquire)
+            };
+            if sweep {
+                for bit in 0..64 {
+                    let unread = self.ring(word as u32 * 64 + bit).is_some_and(|(c, _)| {
+                        c.head.load(Ordering::Acquire) != c.tail.load(Ordering::Relaxed)
+                    });
+                    if unread {
+                        bits |= 1 << bit;
+                    }
+                }
             }
-            let mut bits = d.swap(0, Ordering::Acquire);
             while bits != 0 {
                 let bit = bits.trailing_zeros();
                 bits &= bits - 1;
-                each(word as u32 * 64 + bit);
+                let index = word as u32 * 64 + bit;
+                // A bit past the last ring can only come from a foreign writer.
+                if index < self.rings {
+                    each(index);
+                }
             }
         }
     }
@@ -224,7 +253,9 @@ impl Rings {
     /// Hands ring `index`'s unread bytes to `take` (in one or two pieces, in order) and
     /// releases them to the writer. Only the reader may call this.
     pub fn drain(&self, index: u32, mut take: impl FnMut(&[u8])) -> Drained {
-        let (c, data) = self.ring(index);
+        let Some((c, data)) = self.ring(index) else {
+            return Drained::Bytes(0);
+        };
         let tail = c.tail.load(Ordering::Relaxed);
         let head = c.head.load(Ordering::Acquire);
         let n = head.wrapping_sub(tail);
@@ -266,7 +297,9 @@ impl RingWriter<'_> {
     /// Copies `frame` (length prefix included) into the ring whole and publishes it; false
     /// when it does not fit in what the reader has released.
     pub fn push(&self, frame: &[u8]) -> bool {
-        let (c, data) = self.rings.ring(self.index);
+        let Some((c, data)) = self.rings.ring(self.index) else {
+            return false;
+        };
         let head = c.head.load(Ordering::Relaxed);
         let tail = c.tail.load(Ordering::Acquire);
         let used = head.wrapping_sub(tail);

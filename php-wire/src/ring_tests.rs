@@ -1,5 +1,7 @@
 use super::*;
 
+const ME: fn() -> i32 = || std::process::id() as i32;
+
 fn file() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("active.frames");
@@ -32,7 +34,7 @@ fn frames_written_in_one_mapping_are_read_whole_and_in_order_in_another_across_t
     let writer_side = Rings::open(&path, 4).unwrap();
     let reader_side = Rings::open(&path, 99).unwrap(); // an existing file keeps its count
     assert_eq!(reader_side.ring_count(), 4);
-    let w = writer_side.writer(2).unwrap();
+    let w = writer_side.writer(2, ME()).unwrap();
     let mut decoder = crate::FrameDecoder::new();
     let mut sent = Vec::new();
     let mut got = Vec::new();
@@ -44,12 +46,12 @@ fn frames_written_in_one_mapping_are_read_whole_and_in_order_in_another_across_t
         sent.push(f[4..].to_vec());
         if n % 3 == 2 {
             let mut marked = Vec::new();
-            reader_side.round(|i| marked.push(i));
+            reader_side.round(false, |i| marked.push(i));
             assert_eq!(marked, [2], "only the ring written to is marked");
             got.extend(drain_frames(&reader_side, 2, &mut decoder));
         }
     }
-    reader_side.round(|_| {});
+    reader_side.round(false, |_| {});
     got.extend(drain_frames(&reader_side, 2, &mut decoder));
     assert_eq!(got.len(), sent.len());
     assert!(got == sent, "payloads differ");
@@ -58,15 +60,15 @@ fn frames_written_in_one_mapping_are_read_whole_and_in_order_in_another_across_t
         Drained::Bytes(0)
     );
     let mut marked = 0;
-    reader_side.round(|_| marked += 1);
-    assert_eq!(marked, 0, "the marks were taken");
+    reader_side.round(true, |_| marked += 1);
+    assert_eq!(marked, 0, "the marks were taken and nothing is unread");
 }
 
 #[test]
 fn a_full_ring_refuses_a_frame_whole_and_takes_it_once_drained() {
     let (_dir, path) = file();
     let rings = Rings::open(&path, 1).unwrap();
-    let w = rings.writer(0).unwrap();
+    let w = rings.writer(0, ME()).unwrap();
     let big = frame(1, 40_000);
     let mut pushed = 0;
     while w.push(&big) {
@@ -88,54 +90,88 @@ fn a_full_ring_refuses_a_frame_whole_and_takes_it_once_drained() {
 fn writers_use_the_rings_only_while_a_reader_drains_them() {
     let (_dir, path) = file();
     let rings = Rings::open(&path, 2).unwrap();
-    let w = rings.writer(1).unwrap();
+    let w = rings.writer(1, ME()).unwrap();
     assert!(!w.draining(), "no reader yet");
-    let me = std::process::id() as i32;
-    assert!(rings.claim_reader(me));
-    rings.round(|_| {});
+    assert!(rings.claim_reader());
+    rings.round(false, |_| {});
     assert!(w.draining());
-    // A stamp older than STALE_NS (a reader that stopped without saying so).
-    rings
-        .header()
-        .drained_at
-        .store(now_ns() - STALE_NS - 1, Ordering::Release);
-    assert!(!w.draining());
-    rings.round(|_| {});
-    rings.release_reader(me);
+    // A stamp older than STALE_NS (a reader that stopped without saying so), and one
+    // from the future (a file kept across a reboot).
+    for at in [now_ns() - STALE_NS - 1, now_ns() + STALE_NS] {
+        rings.header().drained_at.store(at, Ordering::Release);
+        assert!(!w.draining(), "stamp {at} is stale");
+    }
+    rings.round(false, |_| {});
+    rings.release_reader();
     assert!(!w.draining(), "a reader that stops says so");
 }
 
 #[test]
-fn one_live_reader_at_a_time_and_a_dead_ones_claim_is_taken_over() {
+fn one_reader_at_a_time_until_it_lets_go_or_its_file_closes() {
     let (_dir, path) = file();
-    let rings = Rings::open(&path, 1).unwrap();
-    let me = std::process::id() as i32;
+    let first = Rings::open(&path, 1).unwrap();
+    let second = Rings::open(&path, 1).unwrap(); // another open file, as another process
+    assert!(first.claim_reader());
+    assert!(!second.claim_reader(), "held by the first");
+    first.release_reader();
+    assert!(second.claim_reader());
+    drop(second); // a reader that dies: its descriptor closes
+    assert!(first.claim_reader(), "the dead reader's claim went with it");
+}
+
+#[test]
+fn one_live_writer_per_ring_and_a_dead_ones_ring_is_taken_over() {
+    let (_dir, path) = file();
+    let rings = Rings::open(&path, 2).unwrap();
     // pid 1 lives (init) and is not us.
-    assert!(rings.claim_reader(1));
-    assert!(!rings.claim_reader(me));
-    rings.release_reader(1);
-    assert!(rings.claim_reader(me));
-    // A claimant that no longer exists.
+    assert!(rings.writer(0, 1).is_some());
+    assert!(rings.writer(0, ME()).is_none(), "ring 0 has a live writer");
+    assert!(rings.writer(1, ME()).is_some());
+    assert!(rings.writer(1, ME()).is_some(), "our own ring again");
     let mut child = std::process::Command::new("true").spawn().unwrap();
     let dead = child.id() as i32;
     child.wait().unwrap();
-    rings.release_reader(me);
-    rings.header().reader_pid.store(dead, Ordering::Release);
     assert!(!pid_alive(dead));
+    let (_dir2, path2) = file();
+    let rings = Rings::open(&path2, 1).unwrap();
+    assert!(rings.writer(0, dead).is_some());
     assert!(
-        rings.claim_reader(me),
-        "the dead reader's claim is taken over"
+        rings.writer(0, ME()).is_some(),
+        "the dead writer's ring is taken over"
     );
-    assert!(!rings.claim_reader(1), "and is now ours");
+}
+
+#[test]
+fn a_published_frame_whose_mark_was_lost_is_found_by_the_sweep() {
+    let (_dir, path) = file();
+    let rings = Rings::open(&path, 70).unwrap();
+    let w = rings.writer(66, ME()).unwrap();
+    assert!(w.push(&frame(1, 50)));
+    // The reader took the marks and died before draining.
+    rings.round(false, |_| {});
+    let mut seen = Vec::new();
+    rings.round(false, |i| seen.push(i));
+    assert!(seen.is_empty());
+    rings.round(true, |i| seen.push(i));
+    assert_eq!(seen, [66]);
+    let mut decoder = crate::FrameDecoder::new();
+    assert_eq!(
+        drain_frames(&rings, 66, &mut decoder),
+        vec![frame(1, 50)[4..].to_vec()]
+    );
+    // A mark past the last ring (only a foreign writer sets one) is ignored.
+    rings.dirty(1).fetch_or(1 << 63, Ordering::Release);
+    rings.round(false, |i| panic!("ring {i} does not exist"));
+    assert_eq!(rings.drain(70, |_| panic!("no ring 70")), Drained::Bytes(0));
 }
 
 #[test]
 fn counters_no_writer_leaves_are_skipped_and_the_stream_restarts_after_them() {
     let (_dir, path) = file();
     let rings = Rings::open(&path, 1).unwrap();
-    let w = rings.writer(0).unwrap();
+    let w = rings.writer(0, ME()).unwrap();
     assert!(w.push(&frame(1, 100)));
-    let (c, _) = rings.ring(0);
+    let (c, _) = rings.ring(0).unwrap();
     c.head.store(
         c.tail.load(Ordering::Relaxed) + RING_BYTES as u64 + 1,
         Ordering::Release,
@@ -159,7 +195,7 @@ fn a_file_of_another_layout_is_refused_and_past_the_rings_there_is_no_writer() {
     ));
     let (_dir2, path2) = file();
     let rings = Rings::open(&path2, 2).unwrap();
-    assert!(rings.writer(2).is_none());
+    assert!(rings.writer(2, ME()).is_none());
     assert_eq!(
         path_for(Path::new("/dev/shm/tern-active")),
         Path::new("/dev/shm/tern-active.frames")

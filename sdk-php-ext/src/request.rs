@@ -494,7 +494,10 @@ pub fn begin(config: &Config, profiler: bool) {
             clock::reseed();
             st.sender = send::Sender::default();
             st.slot = active().and_then(|m| m.claim(pid).ok());
-            st.sender.ring = st.slot.as_ref().and_then(|s| rings()?.writer(s.index()));
+            st.sender.ring = st
+                .slot
+                .as_ref()
+                .and_then(|s| rings()?.writer(s.index(), pid));
         }
         let tx = &mut st.tx;
         tx.reset();

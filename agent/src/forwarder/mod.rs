@@ -266,22 +266,15 @@ impl Forwarder {
     }
 }
 
-/// The workers' frame rings next to the active-transaction file, claimed for this
-/// process; without them (an error, or another forwarder reading them) the workers'
-/// frames all come through the socket.
+/// The workers' frame rings next to the active-transaction file; without them (an
+/// error) the workers' frames all come through the socket.
 fn open_rings(active: &std::path::Path) -> Option<tern_php_wire::Rings> {
     let path = tern_php_wire::ring::path_for(active);
-    match tern_php_wire::Rings::open(&path, tern_php_wire::active::DEFAULT_SLOTS) {
-        Ok(rings) if rings.claim_reader(std::process::id() as i32) => Some(rings),
-        Ok(_) => {
-            tracing::warn!(rings = %path.display(), "another forwarder reads the frame rings; taking frames from the socket only");
-            None
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "no frame rings; taking frames from the socket only");
-            None
-        }
-    }
+    tern_php_wire::Rings::open(&path, tern_php_wire::active::DEFAULT_SLOTS)
+        .map_err(
+            |e| tracing::warn!(error = %e, "no frame rings; taking frames from the socket only"),
+        )
+        .ok()
 }
 
 fn log_stats(s: &Stats, message: &'static str) {

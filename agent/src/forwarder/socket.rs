@@ -160,7 +160,7 @@ async fn read_all(
         .open_connections
         .fetch_sub(conns.len() as u64, Ordering::Relaxed);
     if let Some(r) = rings {
-        r.rings.release_reader(r.pid);
+        r.release();
     }
 }
 
@@ -227,48 +227,75 @@ fn take_frames(
 }
 
 /// The workers' frame rings (`tern_php_wire::ring`), drained on the same reading round
-/// as the connections, each ring through its own decoder.
+/// as the connections once this forwarder holds the reader's claim (tried again every
+/// [`SWEEP_EVERY`] rounds while another forwarder holds it).
 pub(crate) struct RingReader {
     rings: Rings,
-    decoders: Vec<FrameDecoder>,
-    pid: i32,
+    claimed: bool,
+    rounds: u64,
+    /// One decoder for every ring: a ring hands over whole frames only.
+    decoder: FrameDecoder,
 }
 
+/// Every this many rounds (about a second) the claim is retried and every ring with
+/// unread bytes is visited, marked or not.
+const SWEEP_EVERY: u64 = 100;
+
 impl RingReader {
-    fn new(rings: Rings) -> Self {
+    pub(crate) fn new(rings: Rings) -> Self {
+        let claimed = rings.claim_reader();
+        if !claimed {
+            tracing::warn!("another forwarder reads the frame rings; taking frames from the socket until it stops");
+        }
         RingReader {
             rings,
-            decoders: Vec::new(),
-            pid: std::process::id() as i32,
+            claimed,
+            rounds: 0,
+            decoder: FrameDecoder::new(),
         }
     }
 
-    /// Drains every ring written to since the last round and queues its frames: the
-    /// bytes read.
+    /// Drains every ring written to since the last round (every ring holding bytes, on
+    /// a sweep) and queues its frames: the bytes read.
     fn drain(&mut self, queue: &Queue, services: &Services, counters: &Counters) -> usize {
-        let mut read = 0;
-        let (rings, decoders) = (&self.rings, &mut self.decoders);
-        rings.round(|i| {
-            let i = i as usize;
-            if decoders.len() <= i {
-                decoders.resize_with(i + 1, FrameDecoder::new);
+        self.rounds += 1;
+        let sweep = self.rounds.is_multiple_of(SWEEP_EVERY);
+        if !self.claimed {
+            if !sweep || !self.rings.claim_reader() {
+                return 0;
             }
-            let decoder = &mut decoders[i];
-            match rings.drain(i as u32, |b| decoder.push(b)) {
+            self.claimed = true;
+            tracing::info!("reading the frame rings now");
+        }
+        let mut read = 0;
+        let (rings, decoder) = (&self.rings, &mut self.decoder);
+        rings.round(sweep, |i| {
+            match rings.drain(i, |b| decoder.push(b)) {
                 Drained::Bytes(n) => read += n,
                 Drained::Corrupt => {
                     bad_frame(counters, "a frame ring's counters were corrupt");
-                    *decoder = FrameDecoder::new();
                     return;
                 }
             }
-            // A bad frame loses the rest of this round's bytes of its ring; a writer
-            // only publishes whole frames, so the next round starts on a frame.
-            if !take_frames(decoder, queue, services, counters) {
+            // A bad frame, or bytes that do not end on a frame (no writer keeping the
+            // protocol leaves them), lose the rest of this ring's bytes of the round;
+            // the next starts on a frame.
+            let whole = take_frames(decoder, queue, services, counters);
+            if whole && decoder.buffered() > 0 {
+                bad_frame(counters, "a frame ring ended inside a frame");
+            }
+            if !whole || decoder.buffered() > 0 {
                 *decoder = FrameDecoder::new();
             }
         });
         read
+    }
+
+    /// Stops reading: writers go back to the socket.
+    fn release(&self) {
+        if self.claimed {
+            self.rings.release_reader();
+        }
     }
 }
 
