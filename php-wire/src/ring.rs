@@ -100,10 +100,15 @@ pub fn now_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-/// Where the rings start: after the header and the bitmap of rings written to (one bit
-/// per ring), on a counters-sized boundary.
+/// Where the rings start: after the header and two bitmaps of one bit per ring (rings
+/// written to since the reader's last round; rings allocated), on a counters-sized
+/// boundary.
 const fn rings_offset(rings: u32) -> usize {
-    (HEADER_SIZE + (rings as usize).div_ceil(64) * 8).next_multiple_of(COUNTERS_SIZE)
+    (HEADER_SIZE + 2 * bitmap_bytes(rings)).next_multiple_of(COUNTERS_SIZE)
+}
+
+const fn bitmap_bytes(rings: u32) -> usize {
+    (rings as usize).div_ceil(64) * 8
 }
 
 /// A mapped rings file. The mapping lives as long as this value.
@@ -150,10 +155,20 @@ impl Rings {
 
     /// Word `word` of the bitmap of rings written to.
     fn dirty(&self, word: usize) -> &AtomicU64 {
-        debug_assert!(word < (self.rings as usize).div_ceil(64));
-        // SAFETY: the bitmap lies between the header and the rings, inside the mapping;
-        // 8-byte aligned.
-        unsafe { &*(self.map.base().add(HEADER_SIZE + word * 8) as *const AtomicU64) }
+        self.bitmap(0, word)
+    }
+
+    /// Word `word` of the bitmap of rings allocated: the only ones the reader touches
+    /// (touching an unallocated page of a full tmpfs is SIGBUS).
+    fn allocated(&self, word: usize) -> &AtomicU64 {
+        self.bitmap(bitmap_bytes(self.rings), word)
+    }
+
+    fn bitmap(&self, at: usize, word: usize) -> &AtomicU64 {
+        assert!(word < (self.rings as usize).div_ceil(64));
+        // SAFETY: both bitmaps lie between the header and the rings, in the part of the
+        // file allocated when it was made; 8-byte aligned.
+        unsafe { &*(self.map.base().add(HEADER_SIZE + at + word * 8) as *const AtomicU64) }
     }
 
     /// Ring `index`'s counters and bytes; `None` past the file's rings.
@@ -180,6 +195,14 @@ impl Rings {
     /// that ring, or when the file system has no room for it (its bytes are allocated
     /// here, once per process).
     pub fn writer(&self, index: u32, pid: i32) -> Option<RingWriter<'_>> {
+        // Allocated before anything in it is touched: on a full tmpfs touching an
+        // unallocated page is SIGBUS.
+        let at = rings_offset(self.rings) + index as usize * RING_SIZE;
+        if index >= self.rings || self.map.reserve(at, RING_SIZE).is_err() {
+            return None;
+        }
+        self.allocated(index as usize / 64)
+            .fetch_or(1 << (index % 64), Ordering::Release);
         let (c, _) = self.ring(index)?;
         let owner = c.writer.load(Ordering::Acquire);
         let ours = owner == pid
@@ -187,9 +210,7 @@ impl Rings {
                 && c.writer
                     .compare_exchange(owner, pid, Ordering::AcqRel, Ordering::Relaxed)
                     .is_ok());
-        let at = rings_offset(self.rings) + index as usize * RING_SIZE;
-        (ours && self.map.reserve(at, RING_SIZE).is_ok())
-            .then_some(RingWriter { rings: self, index })
+        ours.then_some(RingWriter { rings: self, index })
     }
 
     /// Whether a reader drained the rings within the last [`STALE_NS`] (a stamp from the
@@ -228,8 +249,12 @@ impl Rings {
             } else {
                 d.swap(0, Ordering::Acquire)
             };
+            let allocated = self.allocated(word).load(Ordering::Acquire);
             if sweep {
-                for bit in 0..64 {
+                let mut rest = allocated & !bits;
+                while rest != 0 {
+                    let bit = rest.trailing_zeros();
+                    rest &= rest - 1;
                     let unread = self.ring(word as u32 * 64 + bit).is_some_and(|(c, _)| {
                         c.head.load(Ordering::Acquire) != c.tail.load(Ordering::Relaxed)
                     });
@@ -238,6 +263,8 @@ impl Rings {
                     }
                 }
             }
+            // Only a foreign writer marks a ring that was never allocated.
+            bits &= allocated;
             while bits != 0 {
                 let bit = bits.trailing_zeros();
                 bits &= bits - 1;

@@ -201,3 +201,50 @@ fn a_file_of_another_layout_is_refused_and_past_the_rings_there_is_no_writer() {
         Path::new("/dev/shm/tern-active.frames")
     );
 }
+
+/// Run by hand as root (it mounts a 1 MiB tmpfs):
+/// `cargo test -p tern-php-wire full_tmpfs -- --ignored`.
+#[test]
+#[ignore = "needs root: mounts a 1 MiB tmpfs"]
+fn on_a_full_tmpfs_rings_and_files_are_refused_not_a_sigbus() {
+    let dir = tempfile::tempdir().unwrap();
+    let mount = |args: &[&str]| {
+        std::process::Command::new(args[0])
+            .args(&args[1..])
+            .status()
+            .unwrap()
+    };
+    let at = dir.path().to_str().unwrap();
+    assert!(mount(&["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", at]).success());
+    let result = std::panic::catch_unwind(|| {
+        // 64 rings of 128 KiB in 1 MiB: a few fit.
+        let rings = Rings::open(&dir.path().join("active.frames"), 64).unwrap();
+        let granted: Vec<RingWriter<'_>> = (0..64).filter_map(|i| rings.writer(i, ME())).collect();
+        assert!(
+            (1..64).contains(&granted.len()),
+            "{} granted",
+            granted.len()
+        );
+        for w in &granted {
+            while w.push(&frame(1, 3_000)) {} // every byte of the ring touched
+        }
+        assert!(rings.claim_reader());
+        let mut drained = 0;
+        rings.round(true, |i| {
+            drained += 1;
+            rings.drain(i, |_| {});
+        });
+        assert_eq!(drained, granted.len());
+        // A file allocated whole does not fit at all: an error, no file to touch.
+        let active = crate::ActiveMap::open(&dir.path().join("active"), 1024);
+        assert!(matches!(
+            active,
+            Err(ActiveError::Io {
+                op: "fallocate",
+                ..
+            })
+        ));
+    });
+    mount(&["umount", at]);
+    result.unwrap();
+}
