@@ -1,7 +1,7 @@
 //! Frame rings: the frames of finished requests handed to the forwarder through shared
 //! memory instead of the socket — a copy into memory both processes map, no system call.
 //!
-//! A file next to the active-transaction file (`<active path>.frames`, see [`path_for`])
+//! A file next to the active-transaction file (`<active path>.frames-v2`, see [`path_for`])
 //! holds a 64-byte header, a bitmap and one ring per active-transaction slot: the
 //! process owning slot `i` is ring `i`'s only writer, the forwarder its only reader. A
 //! ring carries the same byte stream as a socket connection (length-prefixed frames,
@@ -38,8 +38,10 @@ use crate::active::{pid_alive, ActiveError, Layout, Mapping};
 
 /// `TERNRNG1` in little-endian: the first word of the file.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"TERNRNG1");
-/// Layout version; bumped whenever the layout changes.
-pub const VERSION: u32 = 1;
+/// Layout version; bumped whenever the layout changes. It is part of the file's name
+/// ([`path_for`]): a file of an earlier layout (left in a data directory, or mapped by
+/// processes still running) is left alone, never reinterpreted.
+pub const VERSION: u32 = 2;
 /// Bytes of one ring: at the forwarder's 10 ms reading round, room for a worker writing
 /// 12 MiB of frames a second (a request of ~20 calls makes ~6 KiB).
 pub const RING_BYTES: usize = 128 << 10;
@@ -82,10 +84,10 @@ struct Counters {
 
 const _: () = assert!(std::mem::size_of::<Counters>() == COUNTERS_SIZE);
 
-/// The rings file for the active-transaction file at `active`.
+/// The rings file for the active-transaction file at `active`: `<active>.frames-v<VERSION>`.
 pub fn path_for(active: &Path) -> PathBuf {
     let mut p = active.as_os_str().to_owned();
-    p.push(".frames");
+    p.push(format!(".frames-v{VERSION}"));
     p.into()
 }
 

@@ -198,7 +198,7 @@ fn a_file_of_another_layout_is_refused_and_past_the_rings_there_is_no_writer() {
     assert!(rings.writer(2, ME()).is_none());
     assert_eq!(
         path_for(Path::new("/dev/shm/tern-active")),
-        Path::new("/dev/shm/tern-active.frames")
+        Path::new("/dev/shm/tern-active.frames-v2")
     );
 }
 
