@@ -10,6 +10,7 @@ $cmd = tern_php_cmd([
     'tern.profile_sample' => '7',
     'tern.enabled' => 'maybe',
     'tern.socket' => 'relative.sock',
+    'tern.active_path' => tern_tmp('active'),
 ]);
 $cmd[] = '-r';
 $cmd[] = 'echo "php still runs\n"; var_dump(tern_stats()["enabled"]);';
