@@ -26,7 +26,7 @@
 
 use std::path::PathBuf;
 
-use tern_testkit::bench::median;
+use tern_testkit::bench::{median, paired_median};
 use tern_testkit::php::{bench_extension, BenchBed, Forwarder, FpmOptions, PhpStack};
 
 /// How a configuration differs from the extension's defaults.
@@ -134,15 +134,7 @@ fn cpu_per_sequential_request_with_and_without_the_extension() {
         stacks.iter().zip(&forwarder_per_request)
     {
         let m = median(per_round.clone());
-        // Each round against the no-extension round of the same cycle (run minutes
-        // apart at most): what the machine's slow and fast spells move cancels out.
-        let paired = median(
-            per_round
-                .iter()
-                .zip(&base_rounds)
-                .map(|(r, b)| r - b)
-                .collect(),
-        );
+        let paired = paired_median(per_round, &base_rounds, |r, b| r - b);
         let rounds: Vec<String> = per_round.iter().map(|v| format!("{v:.0}")).collect();
         println!(
             "  {label:<26} median {m:>7.1}  added {:>+6.1}  paired {paired:>+6.1}   rounds: {}",

@@ -32,7 +32,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use tern_testkit::bench::median;
+use tern_testkit::bench::{median, paired_median};
 use tern_testkit::php::{
     bench_extension, bench_setting, BenchBed, Forwarder, FpmOptions, PhpStack,
 };
@@ -290,11 +290,6 @@ fn report(load: &str, args: &[&str], seconds: u64, configs: &[Config], results: 
             peak(&c.stack) - mem0
         );
     }
-    // Each round against the no-extension round of the same cycle (minutes apart at
-    // most), medians: what the machine's slow and fast spells move cancels out.
-    let paired = |r: &[Round], f: &dyn Fn(&Round, &Round) -> f64| {
-        median(r.iter().zip(base).map(|(r, b)| f(r, b)).collect())
-    };
     let fpm_us = |r: &Round| r.fpm_ns as f64 / r.requests.max(1) as f64 / 1000.0;
     println!("each round: req/s | p50 µs || paired with the no-extension round of its cycle, median: loss, p50 added, php-fpm µs/r added");
     for (c, r) in configs.iter().zip(results) {
@@ -305,9 +300,9 @@ fn report(load: &str, args: &[&str], seconds: u64, configs: &[Config], results: 
             c.label,
             rps.join(" "),
             p50.join(" "),
-            paired(r, &|r, b| (b.rps - r.rps) / b.rps * 100.0),
-            paired(r, &|r, b| r.p50_us - b.p50_us),
-            paired(r, &|r, b| fpm_us(r) - fpm_us(b)),
+            paired_median(r, base, |r, b| (b.rps - r.rps) / b.rps * 100.0),
+            paired_median(r, base, |r, b| r.p50_us - b.p50_us),
+            paired_median(r, base, |r, b| fpm_us(r) - fpm_us(b)),
         );
     }
 }

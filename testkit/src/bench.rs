@@ -36,6 +36,13 @@ pub fn faults_and_switches(id: u32) -> (u64, u64) {
     (faults, switches)
 }
 
+/// The median over rounds of `f(round, base round)`, each round of a configuration taken
+/// with the baseline's round of the same cycle (run minutes apart at most), so what the
+/// machine's slow and fast spells move cancels out.
+pub fn paired_median<T>(rounds: &[T], base: &[T], f: impl Fn(&T, &T) -> f64) -> f64 {
+    median(rounds.iter().zip(base).map(|(r, b)| f(r, b)).collect())
+}
+
 /// The median of some measurements (the upper one of an even count); NaN for none.
 pub fn median(mut v: Vec<f64>) -> f64 {
     if v.is_empty() {

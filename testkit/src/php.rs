@@ -76,7 +76,7 @@ pub struct Forwarder {
     pub active: PathBuf,
     pub endpoint: String,
     /// More command-line arguments (`--nice 0`, ...).
-    pub args: Vec<String>,
+    args: Vec<String>,
     proc: Proc,
 }
 

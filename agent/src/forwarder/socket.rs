@@ -280,11 +280,12 @@ impl RingReader {
             // A bad frame, or bytes that do not end on a frame (no writer keeping the
             // protocol leaves them), lose the rest of this ring's bytes of the round;
             // the next starts on a frame.
-            let whole = take_frames(decoder, queue, services, counters);
-            if whole && decoder.buffered() > 0 {
+            let mut clean = take_frames(decoder, queue, services, counters);
+            if clean && decoder.buffered() > 0 {
                 bad_frame(counters, "a frame ring ended inside a frame");
+                clean = false;
             }
-            if !whole || decoder.buffered() > 0 {
+            if !clean {
                 *decoder = FrameDecoder::new();
             }
         });
@@ -304,7 +305,7 @@ fn bad_frame(counters: &Counters, error: &str) {
     if !counters.warned_bad.swap(true, Ordering::Relaxed) {
         tracing::warn!(
             error,
-            "closed a php connection that sent a bad frame (counted; warned once)"
+            "dropped a bad frame from a php worker: its connection closed, or the rest of its ring's bytes this round skipped (counted; warned once)"
         );
     }
 }
