@@ -1,15 +1,22 @@
 //! The PHP agent's overhead under load, in one run: nginx + php-fpm (4 workers) serving
 //! the test app's `/bench` endpoint (about 20 SQL and HTTP calls per request) without and
-//! with `tern.so` (and the forwarder and collector behind it), driven by `wrk` in two
-//! shapes of load:
+//! with `tern.so` (and the forwarder and collector behind it), in three shapes of load:
 //!
 //! - **saturated** (`wrk -t2 -c8`: every worker busy, the machine's two cores full):
 //!   throughput, and so the throughput loss;
 //! - **sequential** (`wrk -t1 -c1`: one request at a time): the latency a request gains,
-//!   free of queueing.
+//!   free of queueing;
+//! - **interleaved** (no wrk): `TERN_BENCH_REQUESTS` (default 3000) rounds of one request
+//!   to every configuration in a shuffled order, one at a time over kept-alive
+//!   connections; each request's latency minus the no-extension request's of the same
+//!   round, whose median (with its 95 % interval) is the latency a configuration adds,
+//!   and the workers' CPU per request. Seconds-long rounds on this shared machine differ
+//!   by more than what is measured (identical configurations came out hundreds of µs
+//!   apart); requests side by side do not, which the second, identical no-extension
+//!   stack ("again") shows in every run.
 //!
-//! Each load runs `TERN_BENCH_ROUNDS` (default 3) rounds of `TERN_BENCH_SECONDS` (default
-//! 10) per configuration, each round starting with the next configuration, and after
+//! The two wrk loads run `TERN_BENCH_ROUNDS` (default 3) rounds of `TERN_BENCH_SECONDS`
+//! (default 10) per configuration, each round starting with the next configuration, and after
 //! every round waits for the collector to finish storing (so the configuration that
 //! exports to it does not slow whichever runs next). Prints, side by side: requests per
 //! second (median, and each round), loss, p50/p99 latency and what was added, the CPU
@@ -22,17 +29,20 @@
 //! cargo build --release -p tern-php -p tern-agent -p tern-collector
 //! cargo test --release -p tern-php --test wrk_bench -- --ignored --nocapture
 //! ```
-//! `TERN_BENCH_LOAD=saturated` or `sequential` runs one of the two;
+//! `TERN_BENCH_LOAD=saturated`, `sequential` or `interleaved` runs one of the three;
 //! `TERN_BENCH_BASELINE_EXTENSION=<path of another libtern.so>` adds a stack with that
 //! build and its own forwarder (started with `TERN_BENCH_BASELINE_FORWARDER_ARGS`, e.g.
-//! `--nice 0`), for before/after in one run; `TERN_BENCH_PERF=<dir>`
-//! records each round's whole-machine profile there (`perf record -a -g`).
+//! `--nice 0`), for before/after in one run; `TERN_BENCH_VARIANTS=<settings;settings>`
+//! adds a stack per `;`-separated list of `,`-separated `tern.*` settings (e.g.
+//! `tern.propagate=0;tern.enabled=0`); `TERN_BENCH_PERF=<dir>` records each wrk round's
+//! whole-machine profile there (`perf record -a -g`), and the interleaved run's as one
+//! file (`perf record -a -F 10000`, the stacks' worker pids printed to tell them apart).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use tern_testkit::bench::{median, paired_median};
+use tern_testkit::bench::{median, median_ci, paired_median, trimmed_mean, KeepAlive};
 use tern_testkit::php::{
     bench_extension, bench_setting, BenchBed, Forwarder, FpmOptions, PhpStack,
 };
@@ -137,7 +147,7 @@ fn peak(stack: &PhpStack) -> f64 {
 }
 
 struct Config {
-    label: &'static str,
+    label: String,
     stack: PhpStack,
     forwarder: Option<Forwarder>,
 }
@@ -154,27 +164,61 @@ fn wrk_with_and_without_the_extension() {
     // is elsewhere (nothing listens: it retries and drops, as cheaply as it can, so its
     // reading and checking of frames is measured, its export not); with none listening.
     let away = format!("http://127.0.0.1:{}", tern_testkit::free_port());
-    let mut plan: Vec<(&'static str, Option<PathBuf>, Option<&str>)> = vec![
+    // (label, extension, the forwarder's collector, settings added to the extension's)
+    type Plan<'a> = (
+        String,
+        Option<PathBuf>,
+        Option<&'a str>,
+        Vec<(String, String)>,
+    );
+    let mut plan: Vec<Plan> = [
         ("no extension", None, None),
+        // The same as the first, in a stack of its own: how far two identical
+        // configurations differ here is the resolution of every other comparison.
+        ("no extension, again", None, None),
         (
             "tern.so+fwd+collector",
             Some(ext.clone()),
-            Some(&bed.collector.otlp_grpc),
+            Some(bed.collector.otlp_grpc.as_str()),
         ),
-        ("tern.so+forwarder", Some(ext.clone()), Some(&away)),
+        ("tern.so+forwarder", Some(ext.clone()), Some(away.as_str())),
         ("tern.so, no forwarder", Some(ext.clone()), None),
-    ];
+    ]
+    .into_iter()
+    .map(|(label, ext, endpoint)| (label.to_string(), ext, endpoint, Vec::new()))
+    .collect();
     // Another build of the extension (e.g. the previous commit's) in the same run, so a
     // change is measured before/after under the same load.
     if let Ok(base) = std::env::var("TERN_BENCH_BASELINE_EXTENSION") {
-        plan.push(("baseline .so+forwarder", Some(base.into()), Some(&away)));
+        plan.push((
+            "baseline .so+forwarder".into(),
+            Some(base.into()),
+            Some(&away),
+            Vec::new(),
+        ));
+    }
+    // The extension with other settings (`tern.propagate=0;tern.enabled=0`: one
+    // configuration per `;`, settings within one separated by `,`), each with its forwarder.
+    for variant in std::env::var("TERN_BENCH_VARIANTS")
+        .unwrap_or_default()
+        .split(';')
+    {
+        if !variant.trim().is_empty() {
+            let ini = variant
+                .split(',')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                .collect();
+            let label = format!("tern.so+fwd, {}", variant.trim());
+            plan.push((label, Some(ext.clone()), Some(&away), ini));
+        }
     }
     let configs: Vec<Config> = plan
         .into_iter()
-        .map(|(label, ext, endpoint)| {
-            let dir = bed.dir(label);
+        .map(|(label, ext, endpoint, ini)| {
+            let dir = bed.dir(&label);
             // The baseline's forwarder may run with other arguments (`--nice 0`, ...).
-            let args: Vec<String> = match label {
+            let args: Vec<String> = match label.as_str() {
                 "baseline .so+forwarder" => std::env::var("TERN_BENCH_BASELINE_FORWARDER_ARGS")
                     .unwrap_or_default()
                     .split_whitespace()
@@ -188,7 +232,9 @@ fn wrk_with_and_without_the_extension() {
                     let socket = forwarder
                         .as_ref()
                         .map_or_else(|| dir.join("none.sock"), |f| f.socket.clone());
-                    FpmOptions::bench(ext, &dir, &socket)
+                    let mut options = FpmOptions::bench(ext, &dir, &socket);
+                    options.ini.extend(ini);
+                    options
                 }
                 None => FpmOptions::default(),
             };
@@ -225,11 +271,146 @@ fn wrk_with_and_without_the_extension() {
         });
         report(load, args, seconds, &configs, &results);
     }
+    if only.as_deref().is_none_or(|o| o == "interleaved") {
+        let requests: usize = bench_setting("TERN_BENCH_REQUESTS", 3000);
+        let runs = interleaved(&configs, requests, perf_dir.as_deref());
+        report_interleaved(requests, &configs, &runs);
+    }
     println!("extension: {}", ext.display());
     println!(
         "forwarder heartbeat: {}",
         bed.collector.api("/api/v1/agents")
     );
+}
+
+/// What one configuration did in the interleaved load.
+struct Interleaved {
+    /// Each request's latency, µs, in the order of the rounds.
+    latency_us: Vec<f64>,
+    /// CPU used by php-fpm (ns, exact) and the forwarder (µs, clock ticks) over the run.
+    fpm_ns: u64,
+    fwd_us: u64,
+}
+
+/// The interleaved load: `rounds` times, one request to each configuration, in an order
+/// shuffled anew each round, each request sent when the one before has been answered
+/// (over one kept-alive connection per stack). Every configuration meets the machine in
+/// the same state at nearly the same moment, so request by request the difference to
+/// the no-extension request of the same round is what the configuration adds, with the
+/// machine's slow and fast spells — and the background work of the collector and
+/// forwarders, which then falls on all of them alike — taken out.
+fn interleaved(configs: &[Config], rounds: usize, perf: Option<&Path>) -> Vec<Interleaved> {
+    let mut clients: Vec<KeepAlive> = configs
+        .iter()
+        .map(|c| KeepAlive::new(&c.stack.url))
+        .collect();
+    for client in &mut clients {
+        for _ in 0..50 {
+            client.get("/bench"); // warm-up: opcache, tables, connections
+        }
+    }
+    let cpu = |c: &Config| {
+        (
+            c.stack.fpm_run_ns(),
+            c.forwarder.as_ref().map_or(0, Forwarder::cpu_us),
+        )
+    };
+    // One whole-machine profile of the run; each stack's workers told apart by pid.
+    let recorder = perf.map(|dir| {
+        for c in configs {
+            let pids: Vec<String> = c
+                .stack
+                .worker_rss_kib()
+                .iter()
+                .map(|(p, _)| p.to_string())
+                .collect();
+            println!("perf: {} workers {}", c.label, pids.join(","));
+        }
+        Command::new("perf")
+            .args(["record", "-a", "-F", "10000", "-q", "-o"])
+            .arg(dir.join("interleaved.data"))
+            .spawn()
+            .expect("perf")
+    });
+    let before: Vec<(u64, u64)> = configs.iter().map(cpu).collect();
+    let mut latency: Vec<Vec<f64>> = configs.iter().map(|_| Vec::with_capacity(rounds)).collect();
+    let mut order: Vec<usize> = (0..configs.len()).collect();
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    for _ in 0..rounds {
+        // Fisher-Yates with xorshift64: a fixed, reproducible sequence of orders.
+        for i in (1..order.len()).rev() {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            order.swap(i, (seed % (i as u64 + 1)) as usize);
+        }
+        for &i in &order {
+            let (status, took) = clients[i].get("/bench");
+            assert_eq!(status, 200, "{}", configs[i].label);
+            latency[i].push(took.as_secs_f64() * 1e6);
+        }
+    }
+    if let Some(mut r) = recorder {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(r.id() as i32, libc::SIGINT) };
+        r.wait().unwrap();
+    }
+    configs
+        .iter()
+        .zip(before)
+        .zip(latency)
+        .map(|((c, b), latency_us)| {
+            let a = cpu(c);
+            Interleaved {
+                latency_us,
+                fpm_ns: a.0 - b.0,
+                fwd_us: a.1 - b.1,
+            }
+        })
+        .collect()
+}
+
+fn report_interleaved(rounds: usize, configs: &[Config], runs: &[Interleaved]) {
+    let load_avg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "\ninterleaved: {rounds} rounds of one /bench request to each configuration in a shuffled order, one request at a time; load average at the end: {}",
+        load_avg.trim()
+    );
+    println!(
+        "{:<24} {:>8} {:>8} {:>29} {:>9} {:>9} {:>8} {:>9}",
+        "",
+        "p50 us",
+        "p90 us",
+        "added: paired median [95% CI]",
+        "trim.mean",
+        "fpm us/r",
+        "added",
+        "fwd us/r"
+    );
+    let base = &runs[0];
+    let per_req = |ns: u64| ns as f64 / rounds as f64 / 1000.0;
+    for (c, r) in configs.iter().zip(runs) {
+        let mut sorted = r.latency_us.clone();
+        sorted.sort_by(f64::total_cmp);
+        let diffs: Vec<f64> = r
+            .latency_us
+            .iter()
+            .zip(&base.latency_us)
+            .map(|(a, b)| a - b)
+            .collect();
+        let (lo, mid, hi) = median_ci(diffs.clone());
+        println!(
+            "{:<24} {:>8.0} {:>8.0} {:>29} {:>9.1} {:>9.1} {:>8.1} {:>9.1}",
+            c.label,
+            sorted[sorted.len() / 2],
+            sorted[sorted.len() * 9 / 10],
+            format!("{mid:+.1} [{lo:+.1}, {hi:+.1}]"),
+            trimmed_mean(diffs, 0.1),
+            per_req(r.fpm_ns),
+            per_req(r.fpm_ns) - per_req(base.fpm_ns),
+            r.fwd_us as f64 / rounds as f64,
+        );
+    }
 }
 
 fn report(load: &str, args: &[&str], seconds: u64, configs: &[Config], results: &[Vec<Round>]) {
