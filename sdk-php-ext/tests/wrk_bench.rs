@@ -30,11 +30,12 @@
 //! cargo test --release -p tern-php --test wrk_bench -- --ignored --nocapture
 //! ```
 //! `TERN_BENCH_LOAD=saturated`, `sequential` or `interleaved` runs one of the three;
-//! `TERN_BENCH_BASELINE_EXTENSION=<path of another libtern.so>` adds a stack with that
-//! build and its own forwarder (started with `TERN_BENCH_BASELINE_FORWARDER_ARGS`, e.g.
+//! `TERN_BENCH_BASELINE_EXTENSION=<paths of other libtern.so builds, :-separated>` adds a
+//! stack with each build and its own forwarder (started with `TERN_BENCH_BASELINE_FORWARDER_ARGS`, e.g.
 //! `--nice 0`), for before/after in one run; `TERN_BENCH_VARIANTS=<settings;settings>`
 //! adds a stack per `;`-separated list of `,`-separated `tern.*` settings (e.g.
-//! `tern.propagate=0;tern.enabled=0`); `TERN_BENCH_PERF=<dir>` records each wrk round's
+//! `tern.propagate=0;tern.enabled=0`); `TERN_BENCH_ONLY=<label;label>` keeps only those
+//! configurations besides the first; `TERN_BENCH_PERF=<dir>` records each wrk round's
 //! whole-machine profile there (`perf record -a -g`), and the interleaved run's as one
 //! file (`perf record -a -F 10000`, the stacks' worker pids printed to tell them apart).
 
@@ -146,6 +147,9 @@ fn peak(stack: &PhpStack) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// How the configurations of `TERN_BENCH_BASELINE_EXTENSION`'s builds are labelled.
+const BASELINE: &str = "base ";
+
 struct Config {
     label: String,
     stack: PhpStack,
@@ -187,15 +191,16 @@ fn wrk_with_and_without_the_extension() {
     .into_iter()
     .map(|(label, ext, endpoint)| (label.to_string(), ext, endpoint, Vec::new()))
     .collect();
-    // Another build of the extension (e.g. the previous commit's) in the same run, so a
-    // change is measured before/after under the same load.
-    if let Ok(base) = std::env::var("TERN_BENCH_BASELINE_EXTENSION") {
-        plan.push((
-            "baseline .so+forwarder".into(),
-            Some(base.into()),
-            Some(&away),
-            Vec::new(),
-        ));
+    // Other builds of the extension (e.g. the previous commit's) in the same run, so a
+    // change is measured before/after under the same load: `:`-separated paths, each
+    // labelled by its file name.
+    let baselines = std::env::var("TERN_BENCH_BASELINE_EXTENSION").unwrap_or_default();
+    for base in baselines.split(':').filter(|b| !b.is_empty()) {
+        let name = Path::new(base)
+            .file_name()
+            .map_or(base.into(), |n| n.to_string_lossy());
+        let label = format!("{BASELINE}{name}+fwd");
+        plan.push((label, Some(base.into()), Some(&away), Vec::new()));
     }
     // The extension with other settings (`tern.propagate=0;tern.enabled=0`: one
     // configuration per `;`, settings within one separated by `,`), each with its forwarder.
@@ -213,18 +218,26 @@ fn wrk_with_and_without_the_extension() {
             plan.push((label, Some(ext.clone()), Some(&away), ini));
         }
     }
+    // `TERN_BENCH_ONLY=<label;label>`: those configurations only (besides the first, which
+    // the others are compared with): fewer stacks taking turns leave each one's caches
+    // less cold between its requests.
+    if let Ok(only) = std::env::var("TERN_BENCH_ONLY") {
+        let keep: Vec<&str> = only.split(';').map(str::trim).collect();
+        let first = plan[0].0.clone();
+        plan.retain(|p| p.0 == first || keep.contains(&p.0.as_str()));
+    }
     let configs: Vec<Config> = plan
         .into_iter()
         .map(|(label, ext, endpoint, ini)| {
             let dir = bed.dir(&label);
-            // The baseline's forwarder may run with other arguments (`--nice 0`, ...).
-            let args: Vec<String> = match label.as_str() {
-                "baseline .so+forwarder" => std::env::var("TERN_BENCH_BASELINE_FORWARDER_ARGS")
+            // The baselines' forwarders may run with other arguments (`--nice 0`, ...).
+            let args: Vec<String> = match label.starts_with(BASELINE) {
+                true => std::env::var("TERN_BENCH_BASELINE_FORWARDER_ARGS")
                     .unwrap_or_default()
                     .split_whitespace()
                     .map(str::to_string)
                     .collect(),
-                _ => Vec::new(),
+                false => Vec::new(),
             };
             let forwarder = endpoint.map(|e| Forwarder::start_with(&dir, e, &args));
             let options = match &ext {
