@@ -13,7 +13,10 @@
 //!   and the workers' CPU per request. Seconds-long rounds on this shared machine differ
 //!   by more than what is measured (identical configurations came out hundreds of µs
 //!   apart); requests side by side do not, which the second, identical no-extension
-//!   stack ("again") shows in every run.
+//!   stack ("again") shows in every run. The rounds run in `TERN_BENCH_BLOCKS` (default
+//!   4) blocks with every stack started anew before each, since two stacks as started
+//!   can differ by ~15 µs. `TERN_BENCH_CLIENTS=N` (default 1) runs N such clients at
+//!   once: the same pairing on a machine under load (N = 4 keeps its two cores busy).
 //!
 //! The two wrk loads run `TERN_BENCH_ROUNDS` (default 3) rounds of `TERN_BENCH_SECONDS`
 //! (default 10) per configuration, each round starting with the next configuration, and after
@@ -154,6 +157,9 @@ struct Config {
     label: String,
     stack: PhpStack,
     forwarder: Option<Forwarder>,
+    /// How its stack was started (to start it anew, see [`interleaved`]).
+    dir: PathBuf,
+    options: FpmOptions,
 }
 
 #[test]
@@ -226,7 +232,7 @@ fn wrk_with_and_without_the_extension() {
         let first = plan[0].0.clone();
         plan.retain(|p| p.0 == first || keep.contains(&p.0.as_str()));
     }
-    let configs: Vec<Config> = plan
+    let mut configs: Vec<Config> = plan
         .into_iter()
         .map(|(label, ext, endpoint, ini)| {
             let dir = bed.dir(&label);
@@ -255,6 +261,8 @@ fn wrk_with_and_without_the_extension() {
                 label,
                 stack: PhpStack::start(&dir, &app, &options, &env),
                 forwarder,
+                dir,
+                options,
             }
         })
         .collect();
@@ -286,8 +294,22 @@ fn wrk_with_and_without_the_extension() {
     }
     if only.as_deref().is_none_or(|o| o == "interleaved") {
         let requests: usize = bench_setting("TERN_BENCH_REQUESTS", 3000);
-        let runs = interleaved(&configs, requests, perf_dir.as_deref());
-        report_interleaved(requests, &configs, &runs);
+        let blocks: usize = bench_setting("TERN_BENCH_BLOCKS", 4).max(1);
+        let restart = |c: &Config, block: usize| {
+            let dir = c.dir.join(format!("block-{block}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            PhpStack::start(&dir, &app, &c.options, &env)
+        };
+        let clients: usize = bench_setting("TERN_BENCH_CLIENTS", 1).max(1);
+        let runs = interleaved(
+            &mut configs,
+            requests,
+            blocks,
+            clients,
+            restart,
+            perf_dir.as_deref(),
+        );
+        report_interleaved(blocks, clients, &configs, &runs);
     }
     println!("extension: {}", ext.display());
     println!(
@@ -312,45 +334,106 @@ struct Interleaved {
 /// the no-extension request of the same round is what the configuration adds, with the
 /// machine's slow and fast spells — and the background work of the collector and
 /// forwarders, which then falls on all of them alike — taken out.
-fn interleaved(configs: &[Config], rounds: usize, perf: Option<&Path>) -> Vec<Interleaved> {
-    let mut clients: Vec<KeepAlive> = configs
-        .iter()
-        .map(|c| KeepAlive::new(&c.stack.url))
-        .collect();
-    for client in &mut clients {
-        for _ in 0..50 {
-            client.get("/bench"); // warm-up: opcache, tables, connections
-        }
-    }
+///
+/// What pairing cannot take out is a difference between two stacks as started (where
+/// their processes and memory landed): identical stacks came out up to ~15 µs apart.
+/// So the rounds run in `blocks`, and before each block but the first every stack is
+/// started anew (`restart`), drawing that difference again for each block.
+fn interleaved(
+    configs: &mut [Config],
+    rounds: usize,
+    blocks: usize,
+    clients: usize,
+    restart: impl Fn(&Config, usize) -> PhpStack,
+    perf: Option<&Path>,
+) -> Vec<Interleaved> {
     let cpu = |c: &Config| {
         (
             c.stack.fpm_run_ns(),
             c.forwarder.as_ref().map_or(0, Forwarder::cpu_us),
         )
     };
+    let mut runs: Vec<Interleaved> = configs
+        .iter()
+        .map(|_| Interleaved {
+            latency_us: Vec::with_capacity(rounds),
+            fpm_ns: 0,
+            fwd_us: 0,
+        })
+        .collect();
     // One whole-machine profile of the run; each stack's workers told apart by pid.
     let recorder = perf.map(|dir| {
-        for c in configs {
-            let pids: Vec<String> = c
-                .stack
-                .worker_rss_kib()
-                .iter()
-                .map(|(p, _)| p.to_string())
-                .collect();
-            println!("perf: {} workers {}", c.label, pids.join(","));
-        }
         Command::new("perf")
             .args(["record", "-a", "-F", "10000", "-q", "-o"])
             .arg(dir.join("interleaved.data"))
             .spawn()
             .expect("perf")
     });
-    let before: Vec<(u64, u64)> = configs.iter().map(cpu).collect();
-    let mut latency: Vec<Vec<f64>> = configs.iter().map(|_| Vec::with_capacity(rounds)).collect();
-    let mut order: Vec<usize> = (0..configs.len()).collect();
-    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    for block in 0..blocks {
+        if block > 0 {
+            for c in configs.iter_mut() {
+                c.stack = restart(c, block);
+            }
+        }
+        let urls: Vec<String> = configs.iter().map(|c| c.stack.url.clone()).collect();
+        for url in &urls {
+            let mut client = KeepAlive::new(url);
+            for _ in 0..50 {
+                client.get("/bench"); // warm-up: opcache, tables, connections
+            }
+        }
+        if perf.is_some() {
+            for c in configs.iter() {
+                let pids: Vec<String> = c
+                    .stack
+                    .worker_rss_kib()
+                    .iter()
+                    .map(|(p, _)| p.to_string())
+                    .collect();
+                println!("perf: {} workers {}", c.label, pids.join(","));
+            }
+        }
+        let before: Vec<(u64, u64)> = configs.iter().map(cpu).collect();
+        // Each client its own rounds; a round's requests stay side by side in every
+        // configuration's list (same position), so pairs line up across clients too.
+        let per_client = rounds / blocks / clients;
+        let results: Vec<Vec<Vec<f64>>> = std::thread::scope(|scope| {
+            let threads: Vec<_> = (0..clients)
+                .map(|t| {
+                    let urls = &urls;
+                    let seed = 0x9e37_79b9_7f4a_7c15_u64 ^ ((block * clients + t) as u64 + 1);
+                    scope.spawn(move || client_rounds(urls, per_client, seed))
+                })
+                .collect();
+            threads.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        for latencies in results {
+            for (run, l) in runs.iter_mut().zip(latencies) {
+                run.latency_us.extend(l);
+            }
+        }
+        for ((c, b), run) in configs.iter().zip(before).zip(&mut runs) {
+            let a = cpu(c);
+            run.fpm_ns += a.0 - b.0;
+            run.fwd_us += a.1 - b.1;
+        }
+    }
+    if let Some(mut r) = recorder {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(r.id() as i32, libc::SIGINT) };
+        r.wait().unwrap();
+    }
+    runs
+}
+
+/// `rounds` rounds of one request to each of `urls` in an order shuffled anew each round
+/// (Fisher-Yates with xorshift64 from `seed`: reproducible); each configuration's
+/// latencies, µs, in round order.
+fn client_rounds(urls: &[String], rounds: usize, mut seed: u64) -> Vec<Vec<f64>> {
+    let mut clients: Vec<KeepAlive> = urls.iter().map(|u| KeepAlive::new(u)).collect();
+    let mut latency: Vec<Vec<f64>> = urls.iter().map(|_| Vec::with_capacity(rounds)).collect();
+    let mut order: Vec<usize> = (0..urls.len()).collect();
     for _ in 0..rounds {
-        // Fisher-Yates with xorshift64: a fixed, reproducible sequence of orders.
         for i in (1..order.len()).rev() {
             seed ^= seed << 13;
             seed ^= seed >> 7;
@@ -359,34 +442,18 @@ fn interleaved(configs: &[Config], rounds: usize, perf: Option<&Path>) -> Vec<In
         }
         for &i in &order {
             let (status, took) = clients[i].get("/bench");
-            assert_eq!(status, 200, "{}", configs[i].label);
+            assert_eq!(status, 200, "{}", urls[i]);
             latency[i].push(took.as_secs_f64() * 1e6);
         }
     }
-    if let Some(mut r) = recorder {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(r.id() as i32, libc::SIGINT) };
-        r.wait().unwrap();
-    }
-    configs
-        .iter()
-        .zip(before)
-        .zip(latency)
-        .map(|((c, b), latency_us)| {
-            let a = cpu(c);
-            Interleaved {
-                latency_us,
-                fpm_ns: a.0 - b.0,
-                fwd_us: a.1 - b.1,
-            }
-        })
-        .collect()
+    latency
 }
 
-fn report_interleaved(rounds: usize, configs: &[Config], runs: &[Interleaved]) {
+fn report_interleaved(blocks: usize, clients: usize, configs: &[Config], runs: &[Interleaved]) {
     let load_avg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
-        "\ninterleaved: {rounds} rounds of one /bench request to each configuration in a shuffled order, one request at a time; load average at the end: {}",
+        "\ninterleaved: {} rounds of one /bench request to each configuration in a shuffled order, {clients} client(s) each sending one request at a time, in {blocks} blocks with stacks started anew; load average at the end: {}",
+        runs[0].latency_us.len(),
         load_avg.trim()
     );
     println!(
@@ -401,6 +468,7 @@ fn report_interleaved(rounds: usize, configs: &[Config], runs: &[Interleaved]) {
         "fwd us/r"
     );
     let base = &runs[0];
+    let rounds = runs[0].latency_us.len();
     let per_req = |ns: u64| ns as f64 / rounds as f64 / 1000.0;
     for (c, r) in configs.iter().zip(runs) {
         let mut sorted = r.latency_us.clone();

@@ -285,9 +285,12 @@ impl SeenRequest {
     }
 }
 
+/// Requests an [`HttpTarget`] keeps.
+const MAX_SEEN: usize = 10_000;
+
 /// A small HTTP/1.1 server on a free port, the target of the app's curl and stream
-/// calls: answers `200 hello` (after `?ms=N` milliseconds for `/sleep`), records each
-/// request's path and headers.
+/// calls: answers `200 hello` (after `?ms=N` milliseconds for `/sleep`), records the
+/// path and headers of its first [`MAX_SEEN`] requests.
 pub struct HttpTarget {
     pub port: u16,
     seen: Arc<Mutex<Vec<SeenRequest>>>,
@@ -365,7 +368,13 @@ fn serve_http(stream: TcpStream, seen: &Mutex<Vec<SeenRequest>>) {
         {
             std::thread::sleep(Duration::from_millis(ms));
         }
-        seen.lock().unwrap().push(SeenRequest { path, headers });
+        // The first requests only: a benchmark sends hundreds of thousands, whose
+        // keeping (and the list's regrowth) would slow the target as a run goes on.
+        let mut seen = seen.lock().unwrap();
+        if seen.len() < MAX_SEEN {
+            seen.push(SeenRequest { path, headers });
+        }
+        drop(seen);
         let connection = if close { "close" } else { "keep-alive" };
         let reply = format!(
             "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 5\r\nconnection: {connection}\r\n\r\nhello"
