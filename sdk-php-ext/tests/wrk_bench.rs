@@ -19,8 +19,8 @@
 //!   once: the same pairing on a machine under load (N = 4 keeps its two cores busy).
 //!
 //! The two wrk loads run `TERN_BENCH_ROUNDS` (default 3) rounds of `TERN_BENCH_SECONDS`
-//! (default 10) per configuration, each round starting with the next configuration, and after
-//! every round waits for the collector to finish storing (so the configuration that
+//! (default 10) per configuration, each round starting with the next configuration, and
+//! after every round waits for the collector to finish storing (so the configuration that
 //! exports to it does not slow whichever runs next). Prints, side by side: requests per
 //! second (median, and each round), loss, p50/p99 latency and what was added, the CPU
 //! time per request of the php-fpm workers (schedstat, exact) and of the forwarder, and
@@ -34,8 +34,8 @@
 //! ```
 //! `TERN_BENCH_LOAD=saturated`, `sequential` or `interleaved` runs one of the three;
 //! `TERN_BENCH_BASELINE_EXTENSION=<paths of other libtern.so builds, :-separated>` adds a
-//! stack with each build and its own forwarder (started with `TERN_BENCH_BASELINE_FORWARDER_ARGS`, e.g.
-//! `--nice 0`), for before/after in one run; `TERN_BENCH_VARIANTS=<settings;settings>`
+//! stack with each build and its own forwarder (started with
+//! `TERN_BENCH_BASELINE_FORWARDER_ARGS`, e.g. `--nice 0`), for before/after in one run; `TERN_BENCH_VARIANTS=<settings;settings>`
 //! adds a stack per `;`-separated list of `,`-separated `tern.*` settings (e.g.
 //! `tern.propagate=0;tern.enabled=0`); `TERN_BENCH_ONLY=<label;label>` keeps only those
 //! configurations besides the first; `TERN_BENCH_PERF=<dir>` records each wrk round's
@@ -237,13 +237,14 @@ fn wrk_with_and_without_the_extension() {
         .map(|(label, ext, endpoint, ini)| {
             let dir = bed.dir(&label);
             // The baselines' forwarders may run with other arguments (`--nice 0`, ...).
-            let args: Vec<String> = match label.starts_with(BASELINE) {
-                true => std::env::var("TERN_BENCH_BASELINE_FORWARDER_ARGS")
+            let args: Vec<String> = if label.starts_with(BASELINE) {
+                std::env::var("TERN_BENCH_BASELINE_FORWARDER_ARGS")
                     .unwrap_or_default()
                     .split_whitespace()
                     .map(str::to_string)
-                    .collect(),
-                false => Vec::new(),
+                    .collect()
+            } else {
+                Vec::new()
             };
             let forwarder = endpoint.map(|e| Forwarder::start_with(&dir, e, &args));
             let options = match &ext {
