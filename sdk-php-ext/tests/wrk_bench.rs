@@ -13,9 +13,10 @@
 //!   and the workers' CPU per request. Seconds-long rounds on this shared machine differ
 //!   by more than what is measured (identical configurations came out hundreds of µs
 //!   apart); requests side by side do not, which the second, identical no-extension
-//!   stack ("again") shows in every run. The rounds run in `TERN_BENCH_BLOCKS` (default
+//!   stack ("again", unless `TERN_BENCH_ONLY` leaves it out) shows. The rounds run in `TERN_BENCH_BLOCKS` (default
 //!   4) blocks with every stack started anew before each, since two stacks as started
-//!   can differ by ~15 µs. `TERN_BENCH_CLIENTS=N` (default 1) runs N such clients at
+//!   can differ by ~15 µs; each block's paired median is printed too (the 95 % interval
+//!   holds the noise within blocks only). `TERN_BENCH_CLIENTS=N` (default 1) runs N such clients at
 //!   once: the same pairing on a machine under load (N = 4 keeps its two cores busy).
 //!
 //! The two wrk loads run `TERN_BENCH_ROUNDS` (default 3) rounds of `TERN_BENCH_SECONDS`
@@ -227,6 +228,14 @@ fn wrk_with_and_without_the_extension() {
     // `TERN_BENCH_ONLY=<label;label>`: those configurations only (besides the first, which
     // the others are compared with): fewer stacks taking turns leave each one's caches
     // less cold between its requests.
+    // Builds of the same file name would share a label and so a directory (and its sockets).
+    for (i, p) in plan.iter().enumerate() {
+        assert!(
+            plan[..i].iter().all(|q| q.0 != p.0),
+            "two configurations labelled {:?}: give the builds different file names",
+            p.0
+        );
+    }
     if let Ok(only) = std::env::var("TERN_BENCH_ONLY") {
         let keep: Vec<&str> = only.split(';').map(str::trim).collect();
         let first = plan[0].0.clone();
@@ -323,9 +332,12 @@ fn wrk_with_and_without_the_extension() {
 struct Interleaved {
     /// Each request's latency, µs, in the order of the rounds.
     latency_us: Vec<f64>,
-    /// CPU used by php-fpm (ns, exact) and the forwarder (µs, clock ticks) over the run.
+    /// CPU used by php-fpm (ns, exact) and the forwarder (µs, clock ticks) during the
+    /// rounds (restarts and warm-ups left out).
     fpm_ns: u64,
     fwd_us: u64,
+    /// Where each block's latencies end in `latency_us`.
+    blocks: Vec<usize>,
 }
 
 /// The interleaved load: `rounds` times, one request to each configuration, in an order
@@ -360,6 +372,7 @@ fn interleaved(
             latency_us: Vec::with_capacity(rounds),
             fpm_ns: 0,
             fwd_us: 0,
+            blocks: Vec::new(),
         })
         .collect();
     // One whole-machine profile of the run; each stack's workers told apart by pid.
@@ -398,6 +411,7 @@ fn interleaved(
         // Each client its own rounds; a round's requests stay side by side in every
         // configuration's list (same position), so pairs line up across clients too.
         let per_client = rounds / blocks / clients;
+        assert!(per_client > 0, "fewer rounds than blocks × clients");
         let results: Vec<Vec<Vec<f64>>> = std::thread::scope(|scope| {
             let threads: Vec<_> = (0..clients)
                 .map(|t| {
@@ -415,8 +429,9 @@ fn interleaved(
         }
         for ((c, b), run) in configs.iter().zip(before).zip(&mut runs) {
             let a = cpu(c);
-            run.fpm_ns += a.0 - b.0;
-            run.fwd_us += a.1 - b.1;
+            run.fpm_ns += a.0.saturating_sub(b.0);
+            run.fwd_us += a.1.saturating_sub(b.1);
+            run.blocks.push(run.latency_us.len());
         }
     }
     if let Some(mut r) = recorder {
@@ -457,8 +472,10 @@ fn report_interleaved(blocks: usize, clients: usize, configs: &[Config], runs: &
         runs[0].latency_us.len(),
         load_avg.trim()
     );
+    // The interval holds the noise within blocks only: each block's stacks differ anew
+    // by a few µs, so the per-block medians beside it are the spread to believe.
     println!(
-        "{:<24} {:>8} {:>8} {:>29} {:>9} {:>9} {:>8} {:>9}",
+        "{:<32} {:>8} {:>8} {:>29} {:>9} {:>9} {:>8} {:>9}  per block",
         "",
         "p50 us",
         "p90 us",
@@ -481,8 +498,18 @@ fn report_interleaved(blocks: usize, clients: usize, configs: &[Config], runs: &
             .map(|(a, b)| a - b)
             .collect();
         let (lo, mid, hi) = median_ci(diffs.clone());
+        let mut from = 0;
+        let per_block: Vec<String> = r
+            .blocks
+            .iter()
+            .map(|&end| {
+                let m = median(diffs[from..end].to_vec());
+                from = end;
+                format!("{m:+.0}")
+            })
+            .collect();
         println!(
-            "{:<24} {:>8.0} {:>8.0} {:>29} {:>9.1} {:>9.1} {:>8.1} {:>9.1}",
+            "{:<32} {:>8.0} {:>8.0} {:>29} {:>9.1} {:>9.1} {:>8.1} {:>9.1}  {}",
             c.label,
             sorted[sorted.len() / 2],
             sorted[sorted.len() * 9 / 10],
@@ -491,6 +518,7 @@ fn report_interleaved(blocks: usize, clients: usize, configs: &[Config], runs: &
             per_req(r.fpm_ns),
             per_req(r.fpm_ns) - per_req(base.fpm_ns),
             r.fwd_us as f64 / rounds as f64,
+            per_block.join(" "),
         );
     }
 }

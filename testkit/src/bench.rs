@@ -104,7 +104,8 @@ impl KeepAlive {
                 self.conn = Some(std::io::BufReader::new(s));
             }
             let started = std::time::Instant::now();
-            match self.exchange(path) {
+            let mut answered = false;
+            match self.exchange(path, &mut answered) {
                 Ok((status, close)) => {
                     let took = started.elapsed();
                     if close {
@@ -112,16 +113,30 @@ impl KeepAlive {
                     }
                     return (status, took);
                 }
-                // The server closed an idle connection: once more on a new one.
-                Err(_) if attempt == 0 => self.conn = None,
+                // The server had closed the idle connection before answering: once more
+                // on a new one. Anything else (a response cut short or malformed) is a
+                // broken response, never retried.
+                Err(e)
+                    if attempt == 0
+                        && !answered
+                        && matches!(
+                            e.kind(),
+                            std::io::ErrorKind::UnexpectedEof
+                                | std::io::ErrorKind::ConnectionReset
+                                | std::io::ErrorKind::BrokenPipe
+                        ) =>
+                {
+                    self.conn = None
+                }
                 Err(e) => panic!("GET {path} on {}: {e}", self.addr),
             }
         }
         unreachable!()
     }
 
-    /// Writes the request and reads the whole response: (status, server closes).
-    fn exchange(&mut self, path: &str) -> std::io::Result<(u16, bool)> {
+    /// Writes the request and reads the whole response: (status, server closes);
+    /// `answered` is set once a byte of the response has arrived.
+    fn exchange(&mut self, path: &str, answered: &mut bool) -> std::io::Result<(u16, bool)> {
         use std::io::{BufRead, Error, Read, Write};
         let conn = self.conn.as_mut().expect("connected");
         let req = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", self.addr);
@@ -135,6 +150,7 @@ impl KeepAlive {
             }
         };
         read_line(conn, &mut line)?;
+        *answered = true;
         let status = line
             .split_whitespace()
             .nth(1)
@@ -156,25 +172,41 @@ impl KeepAlive {
                 _ => {}
             }
         }
+        // Reads and drops `n` bytes; fewer before the end of the stream is an error.
         let skip = |conn: &mut std::io::BufReader<_>, n: usize| {
-            std::io::copy(&mut conn.take(n as u64), &mut std::io::sink()).map(|_| ())
+            let got = std::io::copy(&mut conn.take(n as u64), &mut std::io::sink())?;
+            if got == n as u64 {
+                Ok(())
+            } else {
+                Err(Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "body cut short",
+                ))
+            }
         };
         if chunked {
             loop {
                 read_line(conn, &mut line)?;
                 let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16)
                     .map_err(|_| Error::other(format!("bad chunk size {line:?}")))?;
-                // The chunk and its CRLF; the last (empty) one ends with the trailers' CRLF.
-                skip(conn, size + 2)?;
                 if size == 0 {
+                    // Trailer lines, if any, up to the empty line that ends the body.
+                    loop {
+                        read_line(conn, &mut line)?;
+                        if line.trim_end().is_empty() {
+                            break;
+                        }
+                    }
                     break;
                 }
+                // The chunk and its CRLF.
+                skip(conn, size + 2)?;
             }
         } else if let Some(n) = length {
             skip(conn, n)?;
         } else {
             // Neither: the body runs until the server closes.
-            skip(conn, usize::MAX)?;
+            std::io::copy(conn, &mut std::io::sink())?;
             close = true;
         }
         Ok((status, close))
@@ -189,7 +221,8 @@ mod tests {
     #[test]
     fn the_median_interval_holds_the_middle_order_statistics() {
         let v: Vec<f64> = (0..100).rev().map(f64::from).collect();
-        // n = 100: ranks 50 ∓ 9.8, so the 41st and 60th values around the 51st.
+        // n = 100: ranks 50 ∓ 9.8 (0-based), so the 41st and the 61st values around the
+        // 51st (the upper median).
         assert_eq!(median_ci(v), (40.0, 50.0, 60.0));
         let (lo, mid, hi) = median_ci(vec![1.0, 2.0, 3.0]);
         assert!(lo.is_nan() && hi.is_nan());
@@ -227,7 +260,7 @@ mod tests {
     fn a_kept_alive_connection_reads_each_kind_of_body_whole() {
         let url = serve(vec![
             "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
-            "HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n10\r\n0123456789abcdef\r\n0\r\n\r\n",
+            "HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n10\r\n0123456789abcdef\r\n0\r\nX-Trailer: 1\r\n\r\n",
             "HTTP/1.1 201 Created\r\ncontent-length: 0\r\n\r\n",
         ]);
         let mut client = KeepAlive::new(&url);
@@ -236,5 +269,12 @@ mod tests {
         assert_eq!(client.get("/a").0, 200);
         assert_eq!(client.get("/b").0, 404);
         assert_eq!(client.get("/c").0, 201);
+    }
+
+    #[test]
+    #[should_panic(expected = "body cut short")]
+    fn a_body_cut_short_is_a_broken_response() {
+        let url = serve(vec!["HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\nhello"]);
+        KeepAlive::new(&url).get("/a");
     }
 }
