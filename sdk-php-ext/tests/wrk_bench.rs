@@ -336,8 +336,6 @@ struct Interleaved {
     /// rounds (restarts and warm-ups left out).
     fpm_ns: u64,
     fwd_us: u64,
-    /// Where each block's latencies end in `latency_us`.
-    blocks: Vec<usize>,
 }
 
 /// The interleaved load: `rounds` times, one request to each configuration, in an order
@@ -372,7 +370,6 @@ fn interleaved(
             latency_us: Vec::with_capacity(rounds),
             fpm_ns: 0,
             fwd_us: 0,
-            blocks: Vec::new(),
         })
         .collect();
     // One whole-machine profile of the run; each stack's workers told apart by pid.
@@ -383,6 +380,9 @@ fn interleaved(
             .spawn()
             .expect("perf")
     });
+    // Every block adds the same number of rounds (what `report_interleaved` relies on).
+    let per_client = rounds / blocks / clients;
+    assert!(per_client > 0, "fewer rounds than blocks × clients");
     for block in 0..blocks {
         if block > 0 {
             for c in configs.iter_mut() {
@@ -410,8 +410,6 @@ fn interleaved(
         let before: Vec<(u64, u64)> = configs.iter().map(cpu).collect();
         // Each client its own rounds; a round's requests stay side by side in every
         // configuration's list (same position), so pairs line up across clients too.
-        let per_client = rounds / blocks / clients;
-        assert!(per_client > 0, "fewer rounds than blocks × clients");
         let results: Vec<Vec<Vec<f64>>> = std::thread::scope(|scope| {
             let threads: Vec<_> = (0..clients)
                 .map(|t| {
@@ -431,7 +429,6 @@ fn interleaved(
             let a = cpu(c);
             run.fpm_ns += a.0.saturating_sub(b.0);
             run.fwd_us += a.1.saturating_sub(b.1);
-            run.blocks.push(run.latency_us.len());
         }
     }
     if let Some(mut r) = recorder {
@@ -498,15 +495,10 @@ fn report_interleaved(blocks: usize, clients: usize, configs: &[Config], runs: &
             .map(|(a, b)| a - b)
             .collect();
         let (lo, mid, hi) = median_ci(diffs.clone());
-        let mut from = 0;
-        let per_block: Vec<String> = r
-            .blocks
-            .iter()
-            .map(|&end| {
-                let m = median(diffs[from..end].to_vec());
-                from = end;
-                format!("{m:+.0}")
-            })
+        // Blocks are of equal size (see `interleaved`).
+        let per_block: Vec<String> = diffs
+            .chunks(diffs.len() / blocks)
+            .map(|b| format!("{:+.0}", median(b.to_vec())))
             .collect();
         println!(
             "{:<32} {:>8.0} {:>8.0} {:>29} {:>9.1} {:>9.1} {:>8.1} {:>9.1}  {}",
